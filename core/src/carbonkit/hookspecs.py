@@ -1,0 +1,132 @@
+"""Hook specifications: what a carbonkit plugin can implement.
+
+A plugin is a module (or an object) with functions marked ``@carbonkit.hookimpl`` whose names
+match the specs below. Installed plugins are found through the entry-point group ``carbonkit``.
+
+Rules every hook follows:
+
+- Hooks are called with keyword arguments. An implementation may accept any subset of a spec's
+  arguments, in any order; new arguments may be added to a spec later and old implementations
+  keep working. Implementation arguments **with default values are not passed**: do not give
+  them defaults.
+- A collector (``register_*``) returns a list, empty when nothing applies. It may include
+  :class:`~carbonkit.Unavailable` notes saying why it offers nothing on this machine; those are
+  shown by ``carbonkit plugins``.
+- A hook must not raise for an expected absence (no driver, no permission, no network); an
+  unexpected exception skips that plugin with one warning naming it.
+- Importing a plugin and calling a ``register_*`` hook must be cheap: no network calls, and
+  hardware probed only as far as needed to know whether it can be read.
+
+The full reference, with each hook under its exact signature, is ``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .config import Config
+    from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
+    from .records import Unavailable
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("carbonkit")
+hookimpl = pluggy.HookimplMarker("carbonkit")
+
+
+# -------------------------------------------------------------------------------------------
+# Measurement
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_power_sources(config: Config) -> list[PowerSource | Unavailable]:
+    """Return the power sources this plugin can read on this machine.
+
+    Called once when a :class:`~carbonkit.Tracker` is built from plugins, on the thread that
+    builds it. Return an empty list, or an :class:`~carbonkit.Unavailable` note, when the
+    hardware, driver or permission is missing; never return a source that would read zeros.
+
+    :param config: The tracker configuration (``config.pid`` is the root of the tracked
+        process tree, ``config.attribution`` is ``"machine"`` or ``"process"``).
+    :returns: Objects satisfying :class:`~carbonkit.protocols.PowerSource`, each with a
+        ``name`` unique across plugins (``"<entry point>:<id>"``), and optionally
+        :class:`~carbonkit.Unavailable` notes.
+    """
+
+
+@hookspec
+def register_intensity_providers(
+    config: Config, http_client: httpx.Client
+) -> list[IntensityProvider | Unavailable]:
+    """Return the carbon-intensity providers this plugin offers.
+
+    Called once when a tracker is built, and by ``carbonkit plugins`` and
+    ``carbonkit intensity``. Do not call the network here: providers are queried later, on the
+    tracker's intensity thread. The core chooses among all providers: the one named by
+    ``config.intensity_provider``, else the highest ``priority`` covering the zone; the others
+    covering the zone, by priority, are the fallbacks.
+
+    :param config: The tracker configuration (``config.location`` is the zone code).
+    :param http_client: The core's shared :class:`httpx.Client`, with timeouts and a
+        ``User-Agent`` set. Use it for every request; tests inject a mock transport through it.
+    :returns: Objects satisfying :class:`~carbonkit.protocols.IntensityProvider`, and
+        optionally :class:`~carbonkit.Unavailable` notes.
+    """
+
+
+@hookspec
+def register_predictors(config: Config) -> list[Predictor | Unavailable]:
+    """Return the predictors this plugin offers.
+
+    The core uses the one named by ``config.predictor`` (default ``"linear"``, built in:
+    the paper's method, total = planned epochs x mean of the monitored epochs).
+
+    :param config: The tracker configuration.
+    :returns: Objects satisfying :class:`~carbonkit.protocols.Predictor`, with unique names.
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Output
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_reporters(config: Config) -> list[Reporter | Unavailable]:
+    """Return the reporters that should receive this run's events.
+
+    Every reporter returned is used. Reporters run on the tracker's background thread, so
+    they may write files or call services; one that raises is disabled with a warning.
+    Built in: the console reporter (off with ``config.quiet``) and the run-log writer (on when
+    ``config.log_dir`` is set).
+
+    :param config: The tracker configuration.
+    :returns: Objects satisfying :class:`~carbonkit.protocols.Reporter`
+        (subclass :class:`~carbonkit.ReporterBase`).
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Discovery
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def resolve_location(config: Config, http_client: httpx.Client) -> str | None:
+    """Return the zone code of this machine, when the user gave none.
+
+    Stops at first non-None result. Called only when neither the ``location`` argument nor
+    ``CARBONKIT_LOCATION`` is set; the core falls back to ``"WORLD"`` with one warning.
+    It runs while the tracker is built, so keep it fast (metadata files, a cloud metadata
+    endpoint with a short timeout).
+
+    :param config: The tracker configuration (``config.location`` is None here).
+    :param http_client: The core's shared :class:`httpx.Client`.
+    :returns: A zone code such as ``"DK-DK2"``, or None to let other plugins answer.
+    """

@@ -1,0 +1,195 @@
+"""The objects plugins return: the contract third-party plugins build on.
+
+Each protocol is ``runtime_checkable``: the core checks every object a hook returns with
+``isinstance`` (attributes and methods present) and raises
+:class:`~carbonkit.errors.PluginContractError` naming the plugin, the hook and the object.
+See ``docs/plugins.md`` for a complete example plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from .records import DroppedSource, EpochRecord, IntensitySample, Prediction, Report
+
+__all__ = [
+    "IntensityProvider",
+    "PowerSource",
+    "Predictor",
+    "Reporter",
+    "ReporterBase",
+    "RunStart",
+]
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """Something that reads the power or energy of one or more devices.
+
+    Attributes:
+
+    - ``name``: unique across plugins, ``"<plugin>:<id>"`` (``"rapl:package"``, ``"nvml:gpu"``).
+    - ``component``: ``"cpu"``, ``"dram"``, ``"gpu"`` or another label. Devices of one
+      component are summed.
+    - ``method``: ``"measured"`` (a hardware counter or sensor), ``"estimated"`` (a model such as
+      TDP x utilisation) or ``"simulated"``. Where several sources cover one component, only those
+      with the best method are used and the others are reported as dropped.
+    - ``kind``: ``"energy"`` when :meth:`read` returns cumulative joules per device (monotonic;
+      the source unwraps counter overflow itself), ``"power"`` when it returns watts per device
+      (the core integrates with the trapezoid rule).
+
+    Optional attribute: ``max_interval_s`` (float): the longest gap between two reads that
+    the source can tolerate (for example before a counter could wrap twice). The sampler reads
+    at least that often.
+
+    :meth:`read` is called from the tracker's sampler thread only, never concurrently.
+    It may raise any exception when the device is gone: the tracker then stops reading that
+    source with one warning and keeps what it measured.
+    """
+
+    name: str
+    component: str
+    method: str
+    kind: str
+
+    def devices(self) -> Sequence[str]:
+        """Return the device labels, in the order :meth:`read` returns their values."""
+        ...
+
+    def read(self) -> Sequence[float]:
+        """Return one value per device: cumulative joules (``kind="energy"``) or watts."""
+        ...
+
+    def close(self) -> None:
+        """Release files, handles or libraries. Called once, when the run stops."""
+        ...
+
+
+@runtime_checkable
+class IntensityProvider(Protocol):
+    """A source of carbon intensity for some zones.
+
+    - ``name``: unique, ``"<plugin>:<id>"`` or the plugin name.
+    - ``zones``: the zone codes it covers (``"DK-DK1"``, ``"GB"``); ``"*"`` means any zone.
+    - ``priority``: the core picks the highest priority covering the zone (live APIs about 100,
+      static tables about 10, the built-in world constant 0).
+
+    Both methods run on the tracker's intensity thread, never on the training thread. They
+    should raise :class:`~carbonkit.errors.IntensityUnavailable` (or any exception) when the
+    service cannot answer; the core then falls back to the next provider and records why.
+    """
+
+    name: str
+    zones: frozenset[str]
+    priority: int
+
+    def current(self, zone: str) -> IntensitySample | None:
+        """Return the intensity in force now in ``zone``, or None if there is none."""
+        ...
+
+    def forecast(self, zone: str, start: datetime, end: datetime) -> Sequence[IntensitySample]:
+        """Return forecast samples covering ``[start, end)`` (UTC), possibly fewer, or empty."""
+        ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Predicts a whole run's duration and energy from its first epochs.
+
+    ``predict`` receives keyword arguments: ``epochs`` (the planned total) and ``completed``
+    (the :class:`~carbonkit.EpochRecord` of each finished epoch). It returns a
+    :class:`~carbonkit.Prediction` with ``duration_s`` and ``it_energy_kwh`` for all epochs;
+    the core adds PUE and CO2eq.
+    """
+
+    name: str
+
+    def predict(self, *, epochs: int, completed: Sequence[EpochRecord]) -> Prediction: ...
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """Receives a run's events, in order, on the tracker's background thread.
+
+    Subclass :class:`ReporterBase` to implement only the events you need. A reporter that
+    raises is disabled for the rest of the run with one warning; the run goes on.
+    ``on_report`` receives the final report when the run stops; ``close`` comes last.
+    """
+
+    name: str
+
+    def on_start(self, run: RunStart) -> None: ...
+
+    def on_sample(self, t_s: float, readings: Mapping[str, Sequence[float]]) -> None: ...
+
+    def on_intensity(self, sample: IntensitySample) -> None: ...
+
+    def on_epoch(self, epoch: EpochRecord) -> None: ...
+
+    def on_prediction(self, prediction: Prediction) -> None: ...
+
+    def on_warning(self, message: str) -> None: ...
+
+    def on_report(self, report: Report) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReporterBase:
+    """A reporter that does nothing: subclass it and override the events you need.
+
+    ``on_sample`` receives ``t_s``, seconds since the run started, and the raw reading of
+    every source that answered, by source name (joules or watts as the source's ``kind``).
+    ``on_warning`` receives each warning the run records (a device lost, a provider failing).
+    """
+
+    name = "reporter"
+
+    def on_start(self, run: RunStart) -> None:
+        pass
+
+    def on_sample(self, t_s: float, readings: Mapping[str, Sequence[float]]) -> None:
+        pass
+
+    def on_intensity(self, sample: IntensitySample) -> None:
+        pass
+
+    def on_epoch(self, epoch: EpochRecord) -> None:
+        pass
+
+    def on_prediction(self, prediction: Prediction) -> None:
+        pass
+
+    def on_warning(self, message: str) -> None:
+        pass
+
+    def on_report(self, report: Report) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@frozen(kw_only=True)
+class RunStart:
+    """What a reporter learns when a run starts.
+
+    ``sources`` holds one dict per source used (``name``, ``component``, ``method``, ``kind``,
+    ``devices``); ``dropped`` the sources not used, with why; ``header`` is the run log's
+    header record (versions, host, pid, Python, config), plain JSON types.
+    """
+
+    start_time: datetime
+    location: str
+    pue: float
+    pue_source: str
+    epochs: int | None
+    sources: tuple[Mapping[str, Any], ...] = field(converter=tuple)
+    dropped: tuple[DroppedSource, ...] = field(converter=tuple, default=())
+    header: Mapping[str, Any] = field(factory=dict)
+    tags: Mapping[str, str] = field(factory=dict)

@@ -1,0 +1,285 @@
+"""Frozen value objects that plugins return and the core reports.
+
+Units are in the field names: ``_s`` seconds, ``_kwh`` kilowatt-hours, ``_g`` grams of CO2eq,
+``g_per_kwh`` grams CO2eq per kilowatt-hour. Datetimes are timezone-aware UTC.
+Every record has ``to_dict()`` giving plain JSON types, and ``from_dict()`` reading it back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+__all__ = [
+    "METHODS",
+    "INTENSITY_KINDS",
+    "ComponentReport",
+    "DroppedSource",
+    "EpochRecord",
+    "Fallback",
+    "IntensityProvenance",
+    "IntensitySample",
+    "IntensityUse",
+    "Prediction",
+    "Report",
+    "Unavailable",
+]
+
+#: How a figure was obtained, from best to worst.
+METHODS = ("measured", "estimated", "simulated")
+#: What an intensity value is: a live reading, a forecast, or a yearly average.
+INTENSITY_KINDS = ("live", "forecast", "average")
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime or ISO 8601 string, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value!r} is naive; pass a timezone-aware datetime (UTC)")
+    return value.astimezone(timezone.utc)
+
+
+def _finite_nonneg(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"{type(instance).__name__}.{attribute.name} must be a finite number >= 0, got {value!r}"
+        )
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ValueError(
+                f"{type(instance).__name__}.{attribute.name} must be one of "
+                f"{', '.join(map(repr, choices))}, got {value!r}"
+            )
+
+    return check
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if attrs.has(type(value)):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class _Record:
+    """Shared ``to_dict`` / ``from_dict`` for the frozen records below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as plain JSON types (datetimes as ISO 8601 strings in UTC)."""
+        return {a.name: _jsonable(getattr(self, a.name)) for a in attrs.fields(type(self))}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """Build the record from ``to_dict()`` output; unknown keys are ignored."""
+        names = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@frozen(kw_only=True)
+class IntensitySample(_Record):
+    """Carbon intensity of electricity in one zone at one time.
+
+    :param time: Start of the period the value covers (aware; stored in UTC).
+    :param g_per_kwh: Grams CO2eq per kWh.
+    :param zone: Zone code, Electricity Maps style (``"DK-DK1"``, ``"GB"``, ``"WORLD"``).
+    :param source: Where the value came from, human readable (API and dataset, or table and year).
+    :param kind: ``"live"``, ``"forecast"`` or ``"average"``.
+    :param period_s: Length of the period the value covers, if known (300 for 5-minute data).
+    :param year: Year of the data for yearly averages.
+    """
+
+    time: datetime = field(converter=_utc)
+    g_per_kwh: float = field(converter=float, validator=_finite_nonneg)
+    zone: str
+    source: str
+    kind: str = field(default="live", validator=_one_of(INTENSITY_KINDS))
+    period_s: float | None = None
+    year: int | None = None
+
+
+@frozen(kw_only=True)
+class Unavailable(_Record):
+    """A note a collector hook returns instead of an object it cannot offer on this machine.
+
+    ``carbonkit plugins`` lists these with their reason; with ``warn=True`` a tracker also
+    logs the reason once as a warning (use it when the user can fix it, e.g. a permission).
+
+    :param plugin: The plugin's entry-point name.
+    :param reason: Why nothing is offered, for example ``"no NVIDIA driver (libnvidia-ml.so)"``.
+    :param hint: What the user can do about it.
+    :param warn: Whether a tracker should warn about it.
+    """
+
+    plugin: str
+    reason: str
+    hint: str = ""
+    warn: bool = False
+
+
+@frozen(kw_only=True)
+class EpochRecord(_Record):
+    """One epoch of a tracked run. Energy is the sum over every component and device."""
+
+    index: int
+    start_s: float
+    end_s: float
+    duration_s: float
+    it_energy_kwh: float
+    energy_kwh: float
+    co2eq_g: float
+    paused_s: float = 0.0
+
+
+@frozen(kw_only=True)
+class Prediction(_Record):
+    """Predicted footprint of the whole run.
+
+    A predictor fills ``epochs``, ``based_on``, ``duration_s``, ``it_energy_kwh`` and
+    ``predictor``; the core adds PUE, intensity and CO2eq with :func:`attrs.evolve`.
+    """
+
+    epochs: int
+    based_on: int
+    duration_s: float = field(validator=_finite_nonneg)
+    it_energy_kwh: float = field(validator=_finite_nonneg)
+    predictor: str
+    energy_kwh: float | None = None
+    co2eq_g: float | None = None
+    intensity_g_per_kwh: float | None = None
+    intensity_kind: str | None = None
+    intensity_source: str | None = None
+
+
+@frozen(kw_only=True)
+class ComponentReport(_Record):
+    """Energy of one component (``"cpu"``, ``"dram"``, ``"gpu"``...) summed over its devices."""
+
+    energy_kwh: float
+    it_energy_kwh: float
+    devices: tuple[str, ...] = field(converter=tuple)
+    method: str
+    sources: tuple[str, ...] = field(converter=tuple)
+
+
+@frozen(kw_only=True)
+class DroppedSource(_Record):
+    """A power source the tracker did not use, and why."""
+
+    name: str
+    component: str
+    method: str
+    reason: str
+
+
+@frozen(kw_only=True)
+class Fallback(_Record):
+    """A provider that failed and what was used instead."""
+
+    provider: str
+    reason: str
+    time: datetime = field(converter=_utc)
+    used: str = ""
+
+
+@frozen(kw_only=True)
+class IntensityUse(_Record):
+    """One intensity source used during a run, with the share of the run's energy it priced."""
+
+    provider: str
+    source: str
+    kind: str
+    zone: str
+    year: int | None = None
+    energy_share: float = 0.0
+    mean_g_per_kwh: float = 0.0
+
+
+@frozen(kw_only=True)
+class IntensityProvenance(_Record):
+    """Where a run's carbon intensity came from."""
+
+    zone: str
+    provider: str
+    used: tuple[IntensityUse, ...] = field(converter=tuple, default=())
+    fallbacks: tuple[Fallback, ...] = field(converter=tuple, default=())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntensityProvenance:
+        return cls(
+            zone=data["zone"],
+            provider=data["provider"],
+            used=[IntensityUse.from_dict(u) for u in data.get("used", ())],
+            fallbacks=[Fallback.from_dict(f) for f in data.get("fallbacks", ())],
+        )
+
+
+@frozen(kw_only=True)
+class Report(_Record):
+    """The footprint of a tracked run.
+
+    ``energy_kwh`` includes the PUE, ``it_energy_kwh`` does not; ``co2eq_g`` is the sum over
+    intervals of each interval's energy (with PUE) times the intensity in force for it, and
+    ``intensity_g_per_kwh`` the energy-weighted mean of those intensities.
+    ``completed`` is false for a run recovered from the log of a run that did not stop.
+    """
+
+    carbonkit_version: str
+    start_time: datetime = field(converter=_utc)
+    end_time: datetime = field(converter=_utc)
+    duration_s: float
+    it_energy_kwh: float
+    energy_kwh: float
+    co2eq_g: float
+    pue: float
+    pue_source: str
+    intensity_g_per_kwh: float
+    location: str
+    intensity: IntensityProvenance
+    components: Mapping[str, ComponentReport] = field(converter=dict, factory=dict)
+    epochs: tuple[EpochRecord, ...] = field(converter=tuple, default=())
+    epochs_planned: int | None = None
+    prediction: Prediction | None = None
+    dropped_sources: tuple[DroppedSource, ...] = field(converter=tuple, default=())
+    warnings: tuple[str, ...] = field(converter=tuple, default=())
+    tags: Mapping[str, str] = field(converter=dict, factory=dict)
+    completed: bool = True
+    car_km: float = 0.0
+    car_g_per_km: float = 0.0
+    car_source: str = ""
+
+    @property
+    def methods(self) -> dict[str, str]:
+        """Map each component to how its energy was obtained."""
+        return {name: c.method for name, c in self.components.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Read a report back from :meth:`to_dict` output (as stored in run logs)."""
+        names = {a.name for a in attrs.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["intensity"] = IntensityProvenance.from_dict(data["intensity"])
+        values["components"] = {
+            k: ComponentReport.from_dict(v) for k, v in data.get("components", {}).items()
+        }
+        values["epochs"] = [EpochRecord.from_dict(e) for e in data.get("epochs", ())]
+        if data.get("prediction"):
+            values["prediction"] = Prediction.from_dict(data["prediction"])
+        values["dropped_sources"] = [DroppedSource.from_dict(d) for d in data.get("dropped_sources", ())]
+        return cls(**values)

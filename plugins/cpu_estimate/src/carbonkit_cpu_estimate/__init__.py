@@ -1,0 +1,1 @@
+"""carbonkit plugin cpu_estimate (work in progress)."""

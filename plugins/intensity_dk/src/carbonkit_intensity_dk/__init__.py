@@ -1,0 +1,1 @@
+"""carbonkit plugin intensity_dk (work in progress)."""

@@ -1,0 +1,1 @@
+"""carbonkit plugin intensity_gb (work in progress)."""

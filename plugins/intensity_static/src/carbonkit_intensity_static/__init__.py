@@ -1,0 +1,1 @@
+"""carbonkit plugin intensity_static (work in progress)."""

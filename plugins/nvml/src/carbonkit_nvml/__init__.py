@@ -1,0 +1,1 @@
+"""carbonkit plugin nvml (work in progress)."""

@@ -1,0 +1,1 @@
+"""carbonkit plugin rapl (work in progress)."""
