@@ -103,6 +103,8 @@ class Config:
     :param log_dir: Folder for the run log, or None for none.
     :param intensity_provider: Name of the intensity provider to use, or None to choose.
     :param intensity_refresh_s: Seconds between two intensity fetches.
+    :param intensity_resolution_s: CO2eq is accounted per interval of this many seconds of wall
+        clock time (aligned to UTC), each at the intensity in force for it.
     :param predictor: Name of the predictor.
     :param quiet: Silence the console reporter.
     :param attribution: ``"machine"`` (whole machine) or ``"process"`` (the tracked process
@@ -122,6 +124,7 @@ class Config:
     log_dir: Path | None = field(default=None, converter=_path)
     intensity_provider: str | None = None
     intensity_refresh_s: float = field(default=900.0, validator=_positive)
+    intensity_resolution_s: float = field(default=60.0, validator=_positive)
     predictor: str = "linear"
     quiet: bool = False
     attribution: str = field(default="machine", validator=_check_attribution)

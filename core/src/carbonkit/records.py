@@ -169,13 +169,18 @@ class Prediction(_Record):
 
 @frozen(kw_only=True)
 class ComponentReport(_Record):
-    """Energy of one component (``"cpu"``, ``"dram"``, ``"gpu"``...) summed over its devices."""
+    """Energy of one component (``"cpu"``, ``"dram"``, ``"gpu"``...) summed over its devices.
+
+    ``it_energy_kwh`` is what the run is charged (the process tree's share with
+    ``attribution="process"``); ``machine_it_energy_kwh`` is the whole machine's figure.
+    """
 
     energy_kwh: float
     it_energy_kwh: float
     devices: tuple[str, ...] = field(converter=tuple)
     method: str
     sources: tuple[str, ...] = field(converter=tuple)
+    machine_it_energy_kwh: float | None = None
 
 
 @frozen(kw_only=True)
@@ -260,6 +265,8 @@ class Report(_Record):
     warnings: tuple[str, ...] = field(converter=tuple, default=())
     tags: Mapping[str, str] = field(converter=dict, factory=dict)
     completed: bool = True
+    attribution: str = "machine"
+    paused_s: float = 0.0
     car_km: float = 0.0
     car_g_per_km: float = 0.0
     car_source: str = ""

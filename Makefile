@@ -1,0 +1,22 @@
+# Each target does its own setup from a fresh clone: it installs uv (from PyPI) when missing,
+# then `uv sync` installs every workspace member editable into .venv.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<0.14"
+	@$(UV) sync --locked --quiet
+
+demo: setup
+	$(UV) run --locked python examples/train.py
+
+test: setup
+	$(UV) run --locked pytest
+
+bench: setup
+	$(UV) run --locked python benchmarks/run.py
+
+clean:
+	rm -rf .venv .pytest_cache carbonkit-logs

@@ -1,0 +1,150 @@
+"""The console reporter: the paper's Listing 2, with how every number was obtained.
+
+Writes to standard error, so a wrapped command's standard output stays its own.
+Silenced by ``quiet=True`` or ``CARBONKIT_QUIET=1``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from ..hookspecs import hookimpl
+from ..protocols import ReporterBase
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..protocols import RunStart
+    from ..records import Prediction, Report
+
+PREFIX = "carbonkit: "
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{int(h)}:{int(m):02d}:{s:05.2f}"
+
+
+def fmt_kwh(kwh: float) -> str:
+    if kwh >= 1:
+        return f"{kwh:.3f} kWh"
+    if kwh >= 1e-3:
+        return f"{kwh * 1e3:.3f} Wh"
+    return f"{kwh * 3.6e6:.1f} J ({kwh:.3e} kWh)"
+
+
+def fmt_g(grams: float) -> str:
+    if grams >= 1000:
+        return f"{grams / 1000:.3f} kg"
+    if grams >= 0.01:
+        return f"{grams:.2f} g"
+    return f"{grams:.2e} g"
+
+
+def _car_line(grams: float, tag: str = "") -> str:
+    from ..equivalents import car_factor
+
+    g_per_km, cite = car_factor()
+    km = grams / g_per_km
+    return f"  This is equivalent to {km:.3g} km travelled by car ({cite.split(' (')[0]}){tag}"
+
+
+def _tag(methods: dict[str, str] | None) -> str:
+    """A marker for figures that rest on anything but measurement: ' [simulated]', ' [estimated]'."""
+    worst = [m for m in ("simulated", "estimated") if methods and m in methods.values()]
+    return f" [{worst[0]}]" if worst else ""
+
+
+def describe_start(run: RunStart) -> list[str]:
+    by_component: dict[str, list[str]] = {}
+    for s in run.sources:
+        devices = ", ".join(s["devices"])
+        by_component.setdefault(s["component"], []).append(
+            f"{s['name']} [{s['method']}] with device(s) {devices}"
+        )
+    lines = ["The following components were found:"]
+    lines += [f"  {comp.upper()}: {'; '.join(descr)}" for comp, descr in by_component.items()]
+    for d in run.dropped:
+        lines.append(f"  not used: {d.name} ({d.component}, {d.method}): {d.reason}")
+    lines.append(f"  Location {run.location}; PUE {run.pue:g} ({run.pue_source})")
+    return lines
+
+
+def _methods(methods: dict[str, str]) -> str:
+    return ", ".join(f"{comp} {method}" for comp, method in methods.items()) or "no source"
+
+
+def describe_prediction(p: Prediction, methods: dict[str, str] | None = None) -> list[str]:
+    how = f"; {_methods(methods)}" if methods else ""
+    tag = _tag(methods)
+    return [
+        f"Predicted consumption for {p.epochs} epoch(s) (predictor {p.predictor!r}, "
+        f"from {p.based_on} monitored epoch(s)):",
+        f"  Time:   {fmt_duration(p.duration_s)}",
+        f"  Energy: {fmt_kwh(p.energy_kwh or 0.0)} (IT {fmt_kwh(p.it_energy_kwh)} x PUE{how})",
+        f"  CO2eq:  {fmt_g(p.co2eq_g or 0.0)} at {p.intensity_g_per_kwh or 0.0:.1f} gCO2eq/kWh "
+        f"({p.intensity_kind}: {p.intensity_source}){tag}",
+        _car_line(p.co2eq_g or 0.0, tag),
+    ]
+
+
+def describe_report(r: Report) -> list[str]:
+    n = len(r.epochs)
+    head = "Actual consumption" + (f" for {n} epoch(s)" if n else "")
+    if not r.completed:
+        head += " (run did not stop: recovered from its log)"
+    lines = [f"{head}:", f"  Time:   {fmt_duration(r.duration_s)}"]
+    lines.append(
+        f"  Energy: {fmt_kwh(r.energy_kwh)} (IT {fmt_kwh(r.it_energy_kwh)} x PUE {r.pue:g}; {_methods(r.methods)})"
+    )
+    for name, c in r.components.items():
+        lines.append(
+            f"    {name}: {fmt_kwh(c.it_energy_kwh)} {c.method} ({', '.join(c.sources)}; "
+            f"{len(c.devices)} device(s))"
+        )
+    tag = _tag(r.methods)
+    lines.append(f"  CO2eq:  {fmt_g(r.co2eq_g)} at {r.intensity_g_per_kwh:.1f} gCO2eq/kWh in {r.location}{tag}")
+    for use in r.intensity.used:
+        year = f", {use.year}" if use.year else ""
+        lines.append(
+            f"    intensity: {use.kind}{year}, {use.source} via {use.provider} "
+            f"({use.energy_share:.0%} of the energy)"
+        )
+    for fb in r.intensity.fallbacks:
+        lines.append(f"    fallback: {fb.provider} failed ({fb.reason}); used {fb.used or 'the next provider'}")
+    lines.append(_car_line(r.co2eq_g, tag))
+    for w in r.warnings:
+        lines.append(f"  warning: {w}")
+    return lines
+
+
+class ConsoleReporter(ReporterBase):
+    """Print the components found, the prediction and the actual footprint."""
+
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.methods: dict[str, str] = {}
+
+    def _print(self, lines: list[str]) -> None:
+        out = self.stream or sys.stderr
+        out.write("".join(f"{PREFIX}{line}\n" for line in lines))
+        out.flush()
+
+    def on_start(self, run: RunStart) -> None:
+        self.methods = {s["component"]: s["method"] for s in run.sources}
+        self._print(describe_start(run))
+
+    def on_prediction(self, prediction: Prediction) -> None:
+        self._print(describe_prediction(prediction, self.methods))
+
+    def on_report(self, report: Report) -> None:
+        self._print(describe_report(report))
+
+
+@hookimpl(trylast=True)
+def register_reporters(config: Config) -> list[ConsoleReporter]:
+    return [] if config.quiet else [ConsoleReporter()]
