@@ -227,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no console report")
     r.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     r.set_defaults(func=_cmd_run)
+
+    # Further commands live next to what they drive; each module adds its own subparsers.
+    from . import _cli_intensity, _cli_report, _cli_schedule
+
+    for module in (_cli_intensity, _cli_report, _cli_schedule):
+        module.register(sub)
     return parser
 
 
