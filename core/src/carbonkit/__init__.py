@@ -14,9 +14,8 @@ stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
-from .errors import (
+from .errors import (  # re-exported
     CarbonkitError,
     ConfigError,
     IntensityError,
@@ -29,7 +28,35 @@ from .errors import (
     RunLogError,
     UnknownZoneError,
 )
-from .hookspecs import hookimpl
+
+TYPE_CHECKING = False  # type checkers treat this name as true; importing typing costs ~8 ms
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from .config import Config as Config
+    from .hookspecs import hookimpl as hookimpl
+    from .plugins import make_plugin_manager as make_plugin_manager
+    from .protocols import (
+        IntensityProvider as IntensityProvider,
+        PowerSource as PowerSource,
+        Predictor as Predictor,
+        Reporter as Reporter,
+        ReporterBase as ReporterBase,
+        RunStart as RunStart,
+    )
+    from .records import (
+        ComponentReport as ComponentReport,
+        DroppedSource as DroppedSource,
+        EpochRecord as EpochRecord,
+        Fallback as Fallback,
+        IntensityProvenance as IntensityProvenance,
+        IntensitySample as IntensitySample,
+        IntensityUse as IntensityUse,
+        Prediction as Prediction,
+        Report as Report,
+        Unavailable as Unavailable,
+    )
+    from .runlog import load_run as load_run
+    from .sources import SimulatedSource as SimulatedSource
+    from .tracker import Tracker as Tracker
 
 __version__ = "0.1.0"
 
@@ -49,6 +76,7 @@ _LAZY = {
     "Report": "records",
     "Reporter": "protocols",
     "ReporterBase": "protocols",
+    "hookimpl": "hookspecs",
     "RunStart": "protocols",
     "SimulatedSource": "sources",
     "Tracker": "tracker",
@@ -57,27 +85,45 @@ _LAZY = {
     "make_plugin_manager": "plugins",
 }
 
-__all__ = sorted(
-    [
-        *_LAZY,
-        "CarbonkitError",
-        "ConfigError",
-        "IntensityError",
-        "IntensityUnavailable",
-        "MeasurementError",
-        "NoPowerSourceError",
-        "PluginContractError",
-        "PluginError",
-        "PluginLoadError",
-        "RunLogError",
-        "UnknownZoneError",
-        "__version__",
-        "hookimpl",
-    ]
-)
+__all__ = [
+    "CarbonkitError",
+    "ComponentReport",
+    "Config",
+    "ConfigError",
+    "DroppedSource",
+    "EpochRecord",
+    "Fallback",
+    "IntensityError",
+    "IntensityProvenance",
+    "IntensityProvider",
+    "IntensitySample",
+    "IntensityUnavailable",
+    "IntensityUse",
+    "MeasurementError",
+    "NoPowerSourceError",
+    "PluginContractError",
+    "PluginError",
+    "PluginLoadError",
+    "PowerSource",
+    "Prediction",
+    "Predictor",
+    "Report",
+    "Reporter",
+    "ReporterBase",
+    "RunLogError",
+    "RunStart",
+    "SimulatedSource",
+    "Tracker",
+    "Unavailable",
+    "UnknownZoneError",
+    "__version__",
+    "hookimpl",
+    "load_run",
+    "make_plugin_manager",
+]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'carbonkit' has no attribute {name!r}")

@@ -49,6 +49,7 @@ class Engine:
     prediction: Prediction | None = None
     paused_s: float = 0.0
     attribution: str = "machine"
+    source_info: Mapping[str, Mapping[str, str]] = field(factory=dict)
     _epoch_j: list[tuple[float, float]] = field(factory=list)
     _resolved: int = 0  # marks already turned into epochs
     _open_start: float | None = None
@@ -187,6 +188,11 @@ class Engine:
                 devices=[d for s in states for d in s.devices],
                 method=methods[0] if methods else "measured",
                 sources=[s.name for s in states],
+                details=[
+                    f"{s.name}: " + "; ".join(f"{k} {v}" for k, v in self.source_info[s.name].items())
+                    for s in states
+                    if self.source_info.get(s.name)
+                ],
             )
         g_per_km, cite = car_factor()
         return Report(
@@ -232,6 +238,7 @@ def source_meta(sources: Sequence[Any]) -> list[dict[str, Any]]:
             "method": s.method,
             "kind": s.kind,
             "devices": [str(d) for d in s.devices()],
+            "info": {str(k): str(v) for k, v in (getattr(s, "info", None) or {}).items()},
         }
         for s in sources
     ]

@@ -43,9 +43,11 @@ class PowerSource(Protocol):
       the source unwraps counter overflow itself), ``"power"`` when it returns watts per device
       (the core integrates with the trapezoid rule).
 
-    Optional attribute: ``max_interval_s`` (float): the longest gap between two reads that
-    the source can tolerate (for example before a counter could wrap twice). The sampler reads
-    at least that often.
+    Optional attributes: ``max_interval_s`` (float): the longest gap between two reads that
+    the source can tolerate (for example before a counter could wrap twice); the sampler reads
+    at least that often. ``info`` (a mapping of short strings): how the figure is obtained (a
+    model, a TDP and where it came from); the run log and the report's component ``details``
+    show it.
 
     :meth:`read` is called from the tracker's sampler thread only, never concurrently.
     It may raise any exception when the device is gone: the tracker then stops reading that

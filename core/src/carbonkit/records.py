@@ -173,6 +173,8 @@ class ComponentReport(_Record):
 
     ``it_energy_kwh`` is what the run is charged (the process tree's share with
     ``attribution="process"``); ``machine_it_energy_kwh`` is the whole machine's figure.
+    ``details`` says how each source obtains its figure (its optional ``info``: a model, a TDP
+    and where it came from).
     """
 
     energy_kwh: float
@@ -181,6 +183,7 @@ class ComponentReport(_Record):
     method: str
     sources: tuple[str, ...] = field(converter=tuple)
     machine_it_energy_kwh: float | None = None
+    details: tuple[str, ...] = field(converter=tuple, default=())
 
 
 @frozen(kw_only=True)

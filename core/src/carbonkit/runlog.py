@@ -142,6 +142,7 @@ def load_run(path: str | os.PathLike[str]) -> Report:
         tags=header.get("tags", {}),
         dropped=[DroppedSource.from_dict(d) for d in header.get("dropped", ())],
         attribution=header.get("attribution", "machine"),
+        source_info={s["name"]: s.get("info", {}) for s in sources},
     )
     names = [s["name"] for s in sources]
     rest = list(records)

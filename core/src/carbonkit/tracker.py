@@ -291,6 +291,7 @@ class Tracker:
             tags=dict(config.tags),
             dropped=dropped,
             attribution=config.attribution,
+            source_info={m["name"]: m["info"] for m in meta},
         )
         intervals = [float(getattr(s, "max_interval_s", 0) or 0) for s in self.sources]
         safe = min([i for i in intervals if i > 0], default=config.interval_s)

@@ -63,6 +63,7 @@ def describe_start(run: RunStart) -> list[str]:
         devices = ", ".join(s["devices"])
         by_component.setdefault(s["component"], []).append(
             f"{s['name']} [{s['method']}] with device(s) {devices}"
+            + "".join(f"; {key} {value}" for key, value in (s.get("info") or {}).items())
         )
     lines = ["The following components were found:"]
     lines += [f"  {comp.upper()}: {'; '.join(descr)}" for comp, descr in by_component.items()]

@@ -1,1 +1,372 @@
-"""carbonkit plugin nvml (work in progress)."""
+"""carbonkit plugin ``nvml``: the energy of NVIDIA GPUs, read from the driver through NVML.
+
+Source: the NVIDIA Management Library (NVML, ``libnvidia-ml.so.1``, installed with the NVIDIA
+driver), called through the ``nvidia-ml-py`` bindings (imported as ``pynvml``). Reference:
+https://docs.nvidia.com/deploy/nvml-api/
+
+Units and terms:
+
+- ``nvmlDeviceGetTotalEnergyConsumption``: the GPU board's energy counter, integer millijoules
+  since the driver was last loaded (Volta and newer GPUs). Source ``nvml:energy``, kind
+  ``"energy"``: joules per GPU since the source was created.
+- ``nvmlDeviceGetPowerUsage``: board power in integer milliwatts (GPU and its memory; a one-second
+  average on Ampere (except GA100) and newer GPUs, instantaneous on older ones). Read only for
+  GPUs whose energy counter answers Not Supported. Source ``nvml:power``, kind ``"power"``: watts per GPU,
+  which the tracker integrates.
+
+Both sources have component ``"gpu"`` and method ``"measured"``. Which GPUs are read follows
+``CUDA_VISIBLE_DEVICES`` as CUDA reads it (see ``_select``); the option ``nvml.process_gpus``
+(or ``CARBONKIT_NVML_PROCESS_GPUS=1``) keeps only the GPUs the tracked process tree runs on.
+The NVML module is injected (``nvml=``), so tests run against a stand-in module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import define, field
+from attrs.validators import in_
+
+from carbonkit import ConfigError, MeasurementError, Unavailable, hookimpl
+
+from ._processes import ProcessGpus
+from ._select import Gpu, list_gpus, select
+
+if TYPE_CHECKING:
+    from carbonkit import Config
+
+__all__ = ["PLUGIN", "PROCESS_GPUS_OPTION", "PROCESS_GPUS_VARIABLE", "Gpu", "NvmlSource", "register_power_sources"]
+
+_logger = logging.getLogger(__name__)
+
+#: The entry-point name, used in source names and ``Unavailable`` notes.
+PLUGIN = "nvml"
+#: The ``config.options`` key of the process filter, and its environment variable.
+PROCESS_GPUS_OPTION = "nvml.process_gpus"
+PROCESS_GPUS_VARIABLE = "CARBONKIT_NVML_PROCESS_GPUS"
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@define(kw_only=True)
+class NvmlSource:
+    """The energy (``kind="energy"``) or power (``kind="power"``) of some NVIDIA GPUs.
+
+    Build them with :meth:`discover`, which picks the GPUs and the kind each one supports.
+    A source holds one NVML initialisation, released by :meth:`close`.
+
+    :param kind: ``"energy"``: read the energy counters, return joules since the source was
+        created; ``"power"``: read power, return watts.
+    :param gpus: The GPUs to read, in the order of :meth:`devices`.
+    :param nvml: The NVML module: ``pynvml``, or a stand-in with the same functions.
+    :param processes: The process filter shared by the sources of one discovery, or None to
+        count every GPU.
+    :param baseline_mj: For ``kind="energy"``, each GPU's counter when the source is created
+        (read now when not given).
+    """
+
+    component: ClassVar[str] = "gpu"
+    method: ClassVar[str] = "measured"
+
+    kind: str = field(validator=in_(("energy", "power")))
+    gpus: tuple[Gpu, ...] = field(converter=tuple)
+    nvml: ModuleType = field(repr=False)
+    processes: ProcessGpus | None = field(default=None, repr=False)
+    baseline_mj: Sequence[int] | None = field(default=None, repr=False)
+    _last_mj: list[int] = field(init=False, factory=list, repr=False)
+    _joules: list[float] = field(init=False, factory=list, repr=False)
+    _lost: list[bool] = field(init=False, factory=list, repr=False)
+    _reset_warned: list[bool] = field(init=False, factory=list, repr=False)
+    _closed: bool = field(init=False, default=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.gpus:
+            raise ValueError("NvmlSource needs at least one GPU")
+        self.nvml.nvmlInit()  # this source's own reference; NVML counts them
+        try:
+            if self.kind == "energy":
+                if self.baseline_mj is None:
+                    self.baseline_mj = [int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(g.handle)) for g in self.gpus]
+                if len(self.baseline_mj) != len(self.gpus):
+                    raise ValueError(f"baseline_mj has {len(self.baseline_mj)} values for {len(self.gpus)} GPUs")
+                self._last_mj = [int(v) for v in self.baseline_mj]
+        except BaseException:
+            self.nvml.nvmlShutdown()
+            raise
+        self._joules = [0.0] * len(self.gpus)
+        self._lost = [False] * len(self.gpus)
+        self._reset_warned = [False] * len(self.gpus)
+
+    @property
+    def name(self) -> str:
+        """``"nvml:energy"`` or ``"nvml:power"``."""
+        return f"{PLUGIN}:{self.kind}"
+
+    def devices(self) -> list[str]:
+        """Return one label per GPU: ``"gpu<NVML index> <name> (<UUID prefix>)"``."""
+        return [g.label for g in self.gpus]
+
+    def read(self) -> list[float]:
+        """Return joules since creation (energy) or watts (power), one value per GPU.
+
+        A GPU that stops answering keeps its last energy (or reads 0 W) with one warning;
+        when every GPU of the source has stopped answering, raise :class:`MeasurementError`.
+        """
+        if self._closed:
+            raise MeasurementError(f"{self.name} is closed")
+        counted = None if self.processes is None else self.processes.active()
+        if self.kind == "energy":
+            return self._read_energy(counted)
+        return self._read_power(counted)
+
+    def close(self) -> None:
+        """Release this source's NVML initialisation (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.processes is not None:
+            self.processes.finish()
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError as err:
+            _logger.debug("nvmlShutdown failed while closing %s: %s", self.name, err)
+
+    @classmethod
+    def discover(
+        cls,
+        config: Config,
+        *,
+        nvml: ModuleType | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> list[NvmlSource | Unavailable]:
+        """Return the sources for this machine's NVIDIA GPUs, or a note saying why there are none.
+
+        Up to two sources: ``nvml:energy`` for the GPUs with an energy counter and ``nvml:power``
+        for the others. NVML is initialised for the probe and shut down before returning; each
+        source holds its own initialisation.
+
+        :param config: The tracker configuration (``options``, ``pid``).
+        :param nvml: The NVML module; default: ``pynvml``, imported here.
+        :param environ: The environment (``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER``,
+            ``CARBONKIT_NVML_PROCESS_GPUS``); default ``os.environ``.
+        :param clock: Monotonic seconds, for the process filter's re-checks.
+        :raises ConfigError: when ``nvml.process_gpus`` has a value that is not a boolean, or
+            ``config.pid`` is not a running process while it is on.
+        """
+        env = os.environ if environ is None else environ
+        process_gpus = _process_gpus(config, env)
+        if nvml is None:
+            try:
+                import pynvml as nvml
+            except ImportError as exc:
+                return [
+                    _unavailable(
+                        f"the NVML bindings cannot be imported ({exc})",
+                        "install nvidia-ml-py (pip install carbonkit-nvml brings it)",
+                    )
+                ]
+        try:
+            nvml.nvmlInit()
+        except nvml.NVMLError as err:
+            return [_init_failed(nvml, err)]
+        try:
+            return cls._discover(config, nvml=nvml, environ=env, clock=clock, process_gpus=process_gpus)
+        finally:
+            try:
+                nvml.nvmlShutdown()
+            except nvml.NVMLError as err:
+                _logger.debug("nvmlShutdown after the probe failed: %s", err)
+
+    @classmethod
+    def _discover(
+        cls,
+        config: Config,
+        *,
+        nvml: ModuleType,
+        environ: Mapping[str, str],
+        clock: Callable[[], float],
+        process_gpus: bool,
+    ) -> list[NvmlSource | Unavailable]:
+        try:
+            gpus, unreadable = list_gpus(nvml)
+        except nvml.NVMLError as err:
+            return [_unavailable(f"NVML cannot count the GPUs (NVML: {err})", "check that nvidia-smi works", warn=True)]
+        if not gpus and not unreadable:
+            return [_unavailable("NVML is installed but finds no NVIDIA GPU", "nothing to do on a machine without one")]
+        selection = select(gpus, unreadable, nvml, environ)
+        for message in selection.warnings:
+            _logger.warning(message)
+        if not selection.gpus:
+            return [_unavailable(selection.reason or "no readable GPU", selection.hint, warn=selection.warn)]
+
+        energy: list[Gpu] = []
+        baseline: list[int] = []
+        power: list[Gpu] = []
+        unmeasurable: list[str] = []
+        for gpu in selection.gpus:
+            try:
+                baseline.append(int(nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)))
+                energy.append(gpu)
+                continue
+            except nvml.NVMLError as err:
+                if err.value not in (nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_FUNCTION_NOT_FOUND):
+                    unmeasurable.append(f"{gpu.label} (energy counter: NVML: {err})")
+                    continue
+            try:
+                nvml.nvmlDeviceGetPowerUsage(gpu.handle)
+            except nvml.NVMLError as err:
+                unmeasurable.append(f"{gpu.label} (no energy counter; power: NVML: {err})")
+                continue
+            _logger.info("%s has no energy counter (pre-Volta GPU?); its power is read instead", gpu.label)
+            power.append(gpu)
+        if not energy and not power:
+            return [
+                _unavailable(
+                    "no selected GPU reports its energy or its power: " + "; ".join(unmeasurable),
+                    "NVML answers Not Supported on some consumer and virtual GPUs; use an estimating "
+                    "plugin for them",
+                    warn=True,
+                )
+            ]
+        if unmeasurable:
+            _logger.warning("these GPUs cannot be measured and are not counted: %s", "; ".join(unmeasurable))
+
+        processes = None
+        if process_gpus:
+            processes = ProcessGpus(nvml=nvml, root_pid=config.pid, gpus=(*energy, *power), clock=clock)
+        sources: list[NvmlSource | Unavailable] = []
+        try:
+            if energy:
+                sources.append(cls(kind="energy", gpus=energy, nvml=nvml, processes=processes, baseline_mj=baseline))
+            if power:
+                sources.append(cls(kind="power", gpus=power, nvml=nvml, processes=processes))
+        except BaseException:
+            for source in sources:
+                source.close()  # type: ignore[union-attr]
+            raise
+        return sources
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read_energy(self, counted: frozenset[str] | None) -> list[float]:
+        for i, gpu in enumerate(self.gpus):
+            if self._lost[i]:
+                continue
+            try:
+                now_mj = int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
+            except self.nvml.NVMLError as err:
+                self._lose(i, err, "its energy so far is kept")
+                continue
+            delta_mj = now_mj - self._last_mj[i]
+            self._last_mj[i] = now_mj
+            if delta_mj < 0:
+                self._counter_went_back(i, delta_mj)
+                continue
+            if counted is None or gpu.uuid in counted:
+                self._joules[i] += delta_mj / 1000.0
+        return list(self._joules)
+
+    def _read_power(self, counted: frozenset[str] | None) -> list[float]:
+        watts = [0.0] * len(self.gpus)
+        for i, gpu in enumerate(self.gpus):
+            if self._lost[i]:
+                continue
+            try:
+                milliwatts = self.nvml.nvmlDeviceGetPowerUsage(gpu.handle)
+            except self.nvml.NVMLError as err:
+                self._lose(i, err, "it reads 0 W from now on")
+                continue
+            if counted is None or gpu.uuid in counted:
+                watts[i] = milliwatts / 1000.0
+        return watts
+
+    def _lose(self, i: int, err: Exception, outcome: str) -> None:
+        self._lost[i] = True
+        gpu = self.gpus[i]
+        if all(self._lost):
+            lost = ", ".join(g.label for g in self.gpus)
+            raise MeasurementError(f"{self.name}: NVML no longer answers for {lost} (NVML: {err})") from err
+        _logger.warning("%s: NVML no longer answers for %s (NVML: %s); %s", self.name, gpu.label, err, outcome)
+
+    def _counter_went_back(self, i: int, delta_mj: int) -> None:
+        # The counter only resets when the driver is reloaded; the energy of the interval in
+        # which that happened is unknown, so it counts as 0 and counting resumes from the new value.
+        log = _logger.debug if self._reset_warned[i] else _logger.warning
+        self._reset_warned[i] = True
+        log(
+            "%s: the energy counter of %s went back by %.3f J (driver reloaded?); counting resumes from "
+            "its new value, and the energy of this sampling interval is not counted",
+            self.name,
+            self.gpus[i].label,
+            -delta_mj / 1000.0,
+        )
+
+
+def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
+    """Read the process-filter option: ``config.options`` first, then the environment.
+
+    Unset, it follows the tracker's attribution: on with ``attribution="process"``.
+    """
+    if PROCESS_GPUS_OPTION in config.options:
+        value: Any = config.options[PROCESS_GPUS_OPTION]
+        where = f"config.options[{PROCESS_GPUS_OPTION!r}]"
+    else:
+        value = environ.get(PROCESS_GPUS_VARIABLE)
+        where = PROCESS_GPUS_VARIABLE
+    if value is None:
+        # attribution="process" means "charge this job only": then only its GPUs count.
+        return config.attribution == "process"
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{where}={value!r} is not valid: expected a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def _unavailable(reason: str, hint: str, *, warn: bool = False) -> Unavailable:
+    return Unavailable(plugin=PLUGIN, reason=reason, hint=hint, warn=warn)
+
+
+def _init_failed(nvml: ModuleType, err: Exception) -> Unavailable:
+    """Say why ``nvmlInit`` failed, in the user's terms."""
+    code = getattr(err, "value", None)
+    known: dict[Any, tuple[str, str, bool]] = {
+        getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", 12): (
+            "no NVIDIA driver: the NVML library (libnvidia-ml.so.1) is not installed",
+            "nothing to do on a machine without an NVIDIA GPU; otherwise install the NVIDIA driver, "
+            "or run the container with GPU access (--gpus)",
+            False,
+        ),
+        getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", 9): (
+            "the NVIDIA driver is installed but not loaded (no GPU, or the kernel module failed to load)",
+            "check that nvidia-smi works",
+            False,
+        ),
+        getattr(nvml, "NVML_ERROR_NO_PERMISSION", 4): (
+            "no permission to use the NVIDIA driver",
+            "check the permissions of /dev/nvidia*, or run the container with GPU access (--gpus)",
+            True,
+        ),
+        getattr(nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", 18): (
+            "the NVML library and the loaded NVIDIA kernel driver have different versions "
+            "(driver updated without a reboot)",
+            "reboot, or reload the nvidia kernel modules",
+            True,
+        ),
+    }
+    reason, hint, warn = known.get(code, (f"nvmlInit failed (NVML: {err})", "check that nvidia-smi works", True))
+    return _unavailable(reason, hint, warn=warn)
+
+
+@hookimpl
+def register_power_sources(config: Config) -> list[NvmlSource | Unavailable]:
+    return NvmlSource.discover(config)

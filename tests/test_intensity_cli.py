@@ -1,0 +1,87 @@
+"""`carbonkit intensity` end to end: installed plugins, the core's HTTP client, local stand-ins of the APIs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from standins import StandIn, dk_value, gb_value
+
+pytestmark = pytest.mark.entrypoints
+
+
+@pytest.fixture
+def standin():
+    with StandIn() as s:
+        yield s
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "carbonkit", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def env_for(standin: StandIn, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    env.update(CARBONKIT_DK_API_URL=f"{standin.url}/dk", CARBONKIT_GB_API_URL=f"{standin.url}/gb", **extra)
+    return env
+
+
+def test_dk1_current_and_six_hour_forecast(standin):
+    """DK-DK1 --forecast 6 --json: the live 5-minute value and a forecast covering six hours."""
+    proc = cli("intensity", "DK-DK1", "--forecast", "6", "--json", env=env_for(standin))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    cur = data["current"]
+    assert data["zone"] == "DK-DK1" and data["fallback"] is False
+    assert cur["kind"] == "live" and cur["provider"].startswith("intensity_dk")
+    when = datetime.fromisoformat(cur["time"].replace("Z", "+00:00"))
+    assert cur["g_per_kwh"] == pytest.approx(dk_value("DK1", when))
+    times = [datetime.fromisoformat(f["time"].replace("Z", "+00:00")) for f in data["forecast"]]
+    assert all(f["kind"] == "forecast" for f in data["forecast"])
+    assert times == sorted(times) and times[-1] - times[0] >= timedelta(hours=5, minutes=50)
+    assert all(f["g_per_kwh"] == pytest.approx(dk_value("DK1", t)) for f, t in zip(data["forecast"], times))
+    assert any("timezone=UTC" in r for r in standin.requests)
+
+
+def test_gb_national_current(standin):
+    """GB --json: the latest half hour, its actual value, from the national endpoint."""
+    proc = cli("intensity", "GB", "--json", env=env_for(standin))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    cur = data["current"]
+    when = datetime.fromisoformat(cur["time"].replace("Z", "+00:00"))
+    assert cur["kind"] == "live" and cur["g_per_kwh"] == gb_value(when) - 3  # the stand-in's actual
+    assert data["fallback"] is False and data["forecast"] == []
+    assert "/gb/intensity" in standin.requests
+
+
+def test_gb_regional_forecast_by_postcode(standin):
+    """With a postcode, GB uses the regional endpoints (forecast values only) and says so."""
+    proc = cli("intensity", "GB", "--forecast", "3", "--json", env=env_for(standin, CARBONKIT_POSTCODE="RG10 6XX"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["current"]["provider"] == "intensity_gb:regional"
+    assert len(data["forecast"]) >= 6
+    assert any(r.startswith("/gb/regional/postcode/RG10") for r in standin.requests)
+
+
+def test_api_down_falls_back_to_the_static_average_and_exits_zero():
+    """With the live API unreachable, the static yearly average answers, flagged as a fallback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    env["CARBONKIT_DK_API_URL"] = "http://127.0.0.1:9/dk"  # nothing listens on the discard port
+    proc = cli("intensity", "DK-DK2", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["fallback"] is True
+    assert data["current"]["kind"] == "average" and data["current"]["year"] == 2024
+    assert any("intensity_dk" in w for w in data["warnings"])
+
+
+def test_unknown_zone_is_the_only_error():
+    """A zone no provider knows exits non-zero with a message naming it."""
+    proc = cli("intensity", "XQ", "--json", env={k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")})
+    assert proc.returncode == 2 and "'XQ' is not known" in proc.stderr
