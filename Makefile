@@ -13,6 +13,9 @@ demo: setup
 	$(UV) run --locked python examples/train.py
 
 test: setup
+	@# The HTML report tests open the page in a real headless Chromium: CI installs it from
+	@# Debian's packages; elsewhere those tests skip when Chromium is absent.
+	@if [ -n "$$CI" ]; then sh tests/reports/install_chromium.sh; fi
 	$(UV) run --locked pytest
 
 bench: setup

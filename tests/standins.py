@@ -43,8 +43,9 @@ def _gb_parse(text: str) -> datetime:
 class StandIn:
     """Both stand-ins behind one server: ``/dk/...`` and ``/gb/...``."""
 
-    def __init__(self, dk_horizon_h: float = 9.0, gb_horizon_h: float = 48.0) -> None:
+    def __init__(self, dk_horizon_h: float = 9.0, gb_horizon_h: float = 48.0, gb_curve=None) -> None:
         self.requests: list[str] = []
+        self.gb_curve = gb_curve or gb_value
         self.dk_horizon_h = dk_horizon_h
         self.gb_horizon_h = gb_horizon_h
         stand_in = self
@@ -145,9 +146,9 @@ class StandIn:
             a = start + timedelta(minutes=30 * i)
             if a >= now + timedelta(hours=self.gb_horizon_h):
                 break
-            intensity: dict[str, object] = {"forecast": gb_value(a), "index": "moderate"}
+            intensity: dict[str, object] = {"forecast": self.gb_curve(a), "index": "moderate"}
             if not regional:
-                intensity["actual"] = gb_value(a) - 3 if a + timedelta(minutes=30) <= now else None
+                intensity["actual"] = self.gb_curve(a) - 3 if a + timedelta(minutes=30) <= now else None
                 intensity = {"forecast": intensity["forecast"], "actual": intensity["actual"], "index": "moderate"}
             slot: dict[str, object] = {"from": _gb_time(a), "to": _gb_time(a + timedelta(minutes=30)), "intensity": intensity}
             if regional:

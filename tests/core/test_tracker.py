@@ -257,3 +257,42 @@ def test_process_attribution_reports_machine_and_attributed_figures():
     assert r.attribution == "process"
     assert cpu.machine_it_energy_kwh * 3.6e6 == pytest.approx(100.0 * r.duration_s, rel=1e-6)
     assert 0 < cpu.it_energy_kwh <= cpu.machine_it_energy_kwh
+
+
+def test_sci_per_functional_unit_in_the_report():
+    """functional_unit + units put SCI = (E x I + M) / R in the report, embodied share included."""
+    embodied = {"cpu": {"kgco2e": 100.0, "lifetime_years": 4, "source": "test figure"}}
+    t = make(functional_unit="sample", embodied=embodied, pue=1.0)
+    t.add_units(600)
+    t.add_units(400)
+    time.sleep(0.05)
+    r = t.stop()
+    assert r.functional_unit == "sample" and r.units == 1000
+    m_g = 100_000.0 * r.duration_s / (4 * 365.25 * 24 * 3600)
+    assert r.sci.operational_g == pytest.approx(r.co2eq_g)
+    assert r.sci.embodied_g == pytest.approx(m_g, rel=1e-3)
+    assert r.sci.sci_g_per_unit == pytest.approx((r.co2eq_g + r.sci.embodied_g) / 1000)
+    assert carbonkit.Report.from_dict(r.to_dict()) == r
+
+
+def test_sci_units_at_stop_and_missing_units_warn():
+    """stop(units=N) overrides the count; a unit with no count gives a warning and no SCI."""
+    r = make(functional_unit="token").stop(units=5)
+    assert r.units == 5 and r.sci is not None and r.sci.unknown == ("cpu",)
+    r2 = make(functional_unit="token").stop()
+    assert r2.sci is None and any("no units were counted" in w for w in r2.warnings)
+    with pytest.raises(carbonkit.ConfigError, match="add_units takes a finite number >= 0"):
+        make().add_units(-1)
+    with pytest.raises(carbonkit.ConfigError, match="embodied"):
+        make(embodied={"gpu": {"kgco2e": 1}})
+
+
+def test_job_identity_from_launchers():
+    """The run-log header records the job id and ranks that report aggregation counts by."""
+    from carbonkit.tracker import _job_identity
+
+    assert _job_identity({}, {"SLURM_JOB_ID": "77", "SLURM_PROCID": "3", "SLURM_LOCALID": "1"}) == {
+        "job": "77", "rank": 3, "local_rank": 1,
+    }
+    assert _job_identity({"job": "mine"}, {"TORCHELASTIC_RUN_ID": "abc", "RANK": "0"})["job"] == "mine"
+    assert _job_identity({}, {"TORCHELASTIC_RUN_ID": "none"})["job"] is None

@@ -48,6 +48,7 @@ class Engine:
     epochs: list[EpochRecord] = field(factory=list)
     prediction: Prediction | None = None
     paused_s: float = 0.0
+    pauses: list[tuple[float, float]] = field(factory=list)
     attribution: str = "machine"
     source_info: Mapping[str, Mapping[str, str]] = field(factory=dict)
     _epoch_j: list[tuple[float, float]] = field(factory=list)
@@ -65,6 +66,11 @@ class Engine:
     def add_mark(self, kind: str, t: float) -> None:
         self.marks.append((kind, t))
         self.accountant.mark(t)
+
+    def add_pause(self, t0: float, t1: float) -> None:
+        """Record a pause (seconds since start): not training time, kept in the totals."""
+        self.pauses.append((t0, t1))
+        self.paused_s += t1 - t0
 
     def new_epochs(self) -> list[EpochRecord]:
         """Turn every mark whose energy is known into epochs; return the epochs completed."""
@@ -95,11 +101,13 @@ class Engine:
         grams, _, _ = carbon(
             self.accountant.interval_buckets(j0, j1), self.timeline, self.accountant.bucket_s, self.pue
         )
+        paused = sum(max(0.0, min(t1, b) - max(t0, a)) for a, b in self.pauses)
         return EpochRecord(
             index=index,
             start_s=t0,
             end_s=t1,
-            duration_s=t1 - t0,
+            duration_s=t1 - t0 - paused,
+            paused_s=paused,
             it_energy_kwh=it_kwh,
             energy_kwh=it_kwh * self.pue,
             co2eq_g=grams,

@@ -156,6 +156,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise ConfigError("carbonkit run needs a command after '--', e.g. carbonkit run -- python train.py")
+    if args.start_within:
+        from .scheduling import NoForecastError, plan_start_within, wait_for_best_start
+
+        try:
+            plan = plan_start_within(args.start_within, args.expected_duration, args.location)
+        except NoForecastError as exc:
+            sys.stderr.write(f"carbonkit: {exc}; starting now\n")
+        else:
+            sys.stderr.write(
+                f"carbonkit: starting at {plan.start.isoformat()} in {plan.zone} "
+                f"({100 * plan.saving:.1f}% less CO2eq than starting now, forecast by {plan.provider}); "
+                "Ctrl-C cancels\n"
+            )
+            if wait_for_best_start(plan).cancelled:
+                sys.stderr.write("carbonkit: cancelled while waiting; the command was not run\n")
+                return 130
     from .tracker import Tracker
 
     tracker = Tracker(
@@ -216,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         help="measure a command: carbonkit run [options] -- CMD ARGS...",
-        usage="carbonkit run [--location Z] [--pue X] [--interval S] [--log-dir D] [--tag K=V] [--json] -- CMD ARGS...",
+        usage=(
+            "carbonkit run [--location Z] [--pue X] [--interval S] [--log-dir D] [--tag K=V] [--json] "
+            "[--start-within DURATION [--expected-duration DURATION]] -- CMD ARGS..."
+        ),
     )
     r.add_argument("--location", help="zone code such as DK-DK2, GB, SE-SE3 (default: CARBONKIT_LOCATION)")
     r.add_argument("--pue", type=float, help="power usage effectiveness, >= 1 (default: CARBONKIT_PUE or 1.56)")
@@ -225,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="label the run (repeatable)")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object, last on stdout")
     r.add_argument("--quiet", action="store_true", help="no console report")
+    r.add_argument(
+        "--start-within",
+        metavar="DURATION",
+        help="wait for the lowest-carbon start within DURATION (e.g. 12h), from the intensity forecast",
+    )
+    r.add_argument(
+        "--expected-duration",
+        metavar="DURATION",
+        default="1h",
+        help="how long the command is expected to run, for --start-within (default 1h)",
+    )
     r.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     r.set_defaults(func=_cmd_run)
 

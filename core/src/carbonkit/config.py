@@ -11,6 +11,7 @@ Environment variables (an argument always wins over its variable):
 ``CARBONKIT_POSTCODE``          outward postcode for regional GB intensity
 ``CARBONKIT_INTENSITY_PROVIDER`` name of the intensity provider to use
 ``CARBONKIT_QUIET``             ``1`` silences the console reporter
+``CARBONKIT_EMBODIED``          embodied emissions per component, JSON or ``@file.json``
 ``CARBONKIT_DISABLE_PLUGINS``   comma-separated plugin names not to load
 ``CARBONKIT_PLUGINS``           comma-separated allow-list of external plugins (``""``: none)
 ==============================  ==========================================================
@@ -112,6 +113,10 @@ class Config:
     :param postcode: Outward postcode, for regional providers that use one.
     :param pid: Root of the tracked process tree.
     :param tags: Free labels recorded in the run log and report.
+    :param functional_unit: What the run produces, for Software Carbon Intensity
+        (``"sample"``, ``"token"``...); None for no SCI.
+    :param embodied: Embodied emissions per component, for SCI:
+        ``{"gpu": {"kgco2e": 150, "lifetime_years": 4, "source": "..."}}``.
     :param options: Settings for third-party plugins, by key.
     """
 
@@ -131,6 +136,8 @@ class Config:
     postcode: str | None = None
     pid: int = field(factory=os.getpid)
     tags: Mapping[str, str] = field(factory=dict, converter=dict)
+    functional_unit: str | None = None
+    embodied: Mapping[str, Any] = field(factory=dict, converter=dict)
     options: Mapping[str, Any] = field(factory=dict, converter=dict)
 
     @classmethod
@@ -160,6 +167,7 @@ class Config:
         take("postcode", "CARBONKIT_POSTCODE")
         take("intensity_provider", "CARBONKIT_INTENSITY_PROVIDER")
         take("quiet", "CARBONKIT_QUIET", _truthy)
+        take("embodied", "CARBONKIT_EMBODIED", _json_object)
         if "pue" in values and "pue_source" not in values:
             given_by = "pue argument" if arguments.get("pue") is not None else "CARBONKIT_PUE"
             values["pue_source"] = f"user-supplied ({given_by})"
@@ -167,6 +175,19 @@ class Config:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    import json
+
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(value)
+    return data
+
+
+_json_object.__name__ = "a JSON object, or @file.json"
 
 
 def _truthy(value: str) -> bool:

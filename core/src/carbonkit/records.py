@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from .reports.sci import SCI
 
 __all__ = [
     "METHODS",
@@ -246,6 +249,8 @@ class Report(_Record):
     intervals of each interval's energy (with PUE) times the intensity in force for it, and
     ``intensity_g_per_kwh`` the energy-weighted mean of those intensities.
     ``completed`` is false for a run recovered from the log of a run that did not stop.
+    ``sci`` is the Software Carbon Intensity per ``functional_unit`` when the tracker was given
+    one and a count of ``units``.
     """
 
     carbonkit_version: str
@@ -270,6 +275,9 @@ class Report(_Record):
     completed: bool = True
     attribution: str = "machine"
     paused_s: float = 0.0
+    functional_unit: str | None = None
+    units: float | None = None
+    sci: SCI | None = None
     car_km: float = 0.0
     car_g_per_km: float = 0.0
     car_source: str = ""
@@ -292,4 +300,8 @@ class Report(_Record):
         if data.get("prediction"):
             values["prediction"] = Prediction.from_dict(data["prediction"])
         values["dropped_sources"] = [DroppedSource.from_dict(d) for d in data.get("dropped_sources", ())]
+        if data.get("sci"):
+            from .reports.sci import SCI
+
+            values["sci"] = SCI.from_dict(data["sci"])
         return cls(**values)

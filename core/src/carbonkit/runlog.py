@@ -86,6 +86,17 @@ class RunLogWriter(ReporterBase):
     def on_prediction(self, prediction: Prediction) -> None:
         self._write({"type": "prediction", **prediction.to_dict()})
 
+    def on_pause(self, t0: float, t1: float, outcome: Any) -> None:
+        self._write(
+            {
+                "type": "pause",
+                "t": round(t0, 6),
+                "end_t": round(t1, 6),
+                "paused_s": round(t1 - t0, 6),
+                "decisions": [d.to_dict() for d in outcome.decisions],
+            }
+        )
+
     def on_report(self, report: Report) -> None:
         self._write({"type": "report", "report": report.to_dict()})
 
@@ -146,9 +157,11 @@ def load_run(path: str | os.PathLike[str]) -> Report:
     )
     names = [s["name"] for s in sources]
     rest = list(records)
-    for r in rest:  # marks first, so each sample resolves the epochs it covers
+    for r in rest:  # marks and pauses first, so each sample resolves the epochs it covers
+        if r.get("type") == "pause":
+            engine.add_pause(r["t"], r["end_t"])
         if r.get("type") == "epoch":
-            engine.add_mark("start", r["start_s"])
+            engine.add_mark("start", r["start_s"])  # paused time is inside, not training
             engine.add_mark("end", r["end_s"])
     shares: dict[str, float] | None = None
     last_t = 0.0

@@ -9,6 +9,7 @@ intensity at start and every ``intensity_refresh_s``, falling back provider by p
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import socket
@@ -104,6 +105,11 @@ class Tracker:
     :param intensity_provider: Name of the provider to use among the plugins'.
     :param intensity_refresh_s: Seconds between intensity fetches (default 900).
     :param intensity_resolution_s: Length of the intervals CO2eq is accounted in (default 60).
+    :param functional_unit: What the run produces (``"sample"``, ``"token"``...): the report then
+        gives the Software Carbon Intensity per unit, counted with :meth:`add_units` or
+        ``stop(units=N)``.
+    :param embodied: Embodied emissions per component for SCI (``CARBONKIT_EMBODIED``):
+        ``{"gpu": {"kgco2e": 150, "lifetime_years": 4, "source": "..."}}``; none by default.
     :param options: Settings for third-party plugins.
     :param http_client: An ``httpx.Client`` for providers (default: the core's own).
     :param plugin_manager: A manager from :func:`carbonkit.make_plugin_manager`.
@@ -131,6 +137,8 @@ class Tracker:
         intensity_provider: str | None = None,
         intensity_refresh_s: float | None = None,
         intensity_resolution_s: float | None = None,
+        functional_unit: str | None = None,
+        embodied: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         pid: int | None = None,
         http_client: httpx.Client | None = None,
@@ -160,9 +168,23 @@ class Tracker:
             intensity_provider=intensity_provider,
             intensity_refresh_s=intensity_refresh_s,
             intensity_resolution_s=intensity_resolution_s,
+            functional_unit=functional_unit,
+            embodied=embodied,
             options=options,
             pid=pid,
         )
+        if config.embodied:
+            from .reports.sci import embodied_from_config
+
+            self._embodied = embodied_from_config(config.embodied)
+        else:
+            self._embodied = {}
+        if config.functional_unit is not None and not (
+            isinstance(config.functional_unit, str) and config.functional_unit.strip()
+        ):
+            raise ConfigError(f"functional_unit must be a word such as 'sample' or 'token', got {config.functional_unit!r}")
+        self._units = 0.0
+        self._final_units: float | None = None
         self._pm = plugin_manager
         self._own_client = http_client is None
         self._http = http_client
@@ -312,6 +334,9 @@ class Tracker:
 
         # First reading now: the run starts here.
         self._inbox: list[tuple[str, Any]] = []
+        self._pauses: list[tuple[float, float]] = []  # (start, end) seconds: the training thread's
+        self._latest_current: IntensitySample | None = None  # set by the intensity thread
+        self._latest_forecast: list[IntensitySample] = []
         self._live = [True] * len(self.sources)
         self._disabled_reporters: set[int] = set()
         self._tick(0.0)
@@ -345,8 +370,94 @@ class Tracker:
         if self._ends == self._predict_at:  # once: wake the sampler to predict now
             self._wake.set()
 
-    def stop(self, timeout_s: float = 10.0) -> Report:
-        """Stop measuring, report, and return the :class:`~carbonkit.Report` (idempotent)."""
+    def pause_while_high(
+        self,
+        threshold: float | str = "p25",
+        deadline: datetime | None = None,
+        *,
+        remaining_s: float | None = None,
+        max_sleep_s: float = 900.0,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> Any:
+        """Sleep while the carbon intensity is high, between epochs; resume when it drops or when
+        the deadline would otherwise be missed.
+
+        It reads the intensity the tracker's background thread last fetched (no network on this
+        thread). The time paused is recorded in the report (``paused_s``, and per epoch) and the
+        run log, and it is not training time: predictions leave it out.
+
+        :param threshold: Run while the intensity is at or below this: g/kWh (a number), a
+            percentile of the forecast up to the deadline (``"p25"``), or ``"plan"`` (follow the
+            Pause and Resume plan of the remaining work).
+        :param deadline: When the run must be finished (a timezone-aware datetime).
+        :param remaining_s: Training time still needed; default: the prediction's duration
+            minus the training time so far.
+        :param max_sleep_s: Longest sleep before deciding again with fresher data.
+        :param clock: Current aware time, for tests.
+        :param sleep: Sleep function, for tests.
+        :returns: A :class:`carbonkit.scheduling.PauseOutcome` (``paused_s``, ``decisions``).
+        :raises ConfigError: without a deadline, or without ``remaining_s`` before a prediction.
+        :raises KeyboardInterrupt: when Ctrl-C ends the pause.
+        """
+        from .scheduling import PausePolicy
+
+        if deadline is None:
+            raise ConfigError("pause_while_high needs deadline=, an aware datetime by which the run must finish")
+        policy = PausePolicy(threshold=threshold, deadline=deadline, max_sleep_s=max_sleep_s)
+        start_t = self._clock() - self._t0
+        if remaining_s is None:
+            prediction = self._engine.prediction
+            if prediction is None:
+                raise ConfigError(
+                    "pause_while_high needs remaining_s= (seconds of training left), or epochs= and a "
+                    "prediction (made after predict_after epochs)"
+                )
+            trained = start_t - sum(b - a for a, b in self._pauses)
+            remaining_s = max(prediction.duration_s - trained, 0.0)
+
+        def read(now: datetime) -> tuple[float | None, Any]:
+            # The value in force now, by the accounting's rule: a live value covering now, else
+            # the forecast for now, else a live value of the last hour.
+            from ._accounting import IntensityTimeline
+
+            timeline = IntensityTimeline()
+            forecast = self._latest_forecast
+            for sample in [*forecast, *([self._latest_current] if self._latest_current else [])]:
+                timeline.add(sample, "latest")
+            entry = timeline.at(now.timestamp())
+            return (None if entry is None else entry[0].g_per_kwh), forecast
+
+        kwargs: dict[str, Any] = {}
+        if clock is not None:
+            kwargs["clock"] = clock
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        outcome = policy.wait(read, remaining_s=remaining_s, **kwargs)
+        if outcome.paused_s > 0:
+            end_t = self._clock() - self._t0
+            self._pauses.append((start_t, end_t))
+            self._inbox.append(("pause", (start_t, end_t, outcome)))
+        if outcome.cancelled:
+            raise KeyboardInterrupt
+        return outcome
+
+    def add_units(self, n: float = 1) -> None:
+        """Count ``n`` functional units produced (samples, tokens...), for SCI."""
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 0:
+            raise ConfigError(f"add_units takes a finite number >= 0, got {n!r}")
+        self._units += n
+
+    def stop(self, timeout_s: float = 10.0, *, units: float | None = None) -> Report:
+        """Stop measuring, report, and return the :class:`~carbonkit.Report` (idempotent).
+
+        :param units: Functional units produced, for SCI (instead of those counted with
+            :meth:`add_units`).
+        """
+        if units is not None:
+            if isinstance(units, bool) or not isinstance(units, (int, float)) or not math.isfinite(units) or units < 0:
+                raise ConfigError(f"units must be a finite number >= 0, got {units!r}")
+            self._final_units = float(units)
         if self._report is not None or self._stopped:
             self._sampler.join(timeout_s)
             return self._report or self._emergency_report()
@@ -427,6 +538,7 @@ class Tracker:
             "predict_after": self.config.predict_after,
             "attribution": self.config.attribution,
             "tags": dict(self.config.tags),
+            **_job_identity(self.config.tags),
             "config": config,
             "sources": meta,
             "dropped": [d.to_dict() for d in dropped],
@@ -512,6 +624,10 @@ class Tracker:
                 self._warn(f"intensity provider {payload.provider} failed ({payload.reason}); using {payload.used}")
             elif kind == "warning":
                 self._warn(payload)
+            elif kind == "pause":
+                t0, t1, outcome = payload
+                self._engine.add_pause(t0, t1)
+                self._emit("on_pause", t0, t1, outcome)
 
     def _after_tick(self, t: float, final: bool = False) -> None:
         self._drain_inbox()
@@ -576,7 +692,7 @@ class Tracker:
                     f"stopped during epoch {len(self._engine.epochs)}: its energy is in the totals, "
                     "not in the epochs"
                 )
-            report = self._engine.report(t_end, version=__version__)
+            report = self._with_sci(self._engine.report(t_end, version=__version__))
             self._report = report
             self._emit("on_report", report)
         except Exception as exc:  # never let the sampler die silently
@@ -587,6 +703,21 @@ class Tracker:
                     reporter.close()
                 except Exception as exc:
                     _logger.warning("carbonkit: reporter %r failed to close: %r", getattr(reporter, "name", reporter), exc)
+
+    def _with_sci(self, report: Report) -> Report:
+        unit = self.config.functional_unit
+        if unit is None:
+            return report
+        units = self._final_units if self._final_units is not None else self._units
+        if units <= 0:
+            self._warn(f"functional_unit={unit!r} but no units were counted (add_units() or stop(units=N)): no SCI")
+            return attrs.evolve(report, functional_unit=unit, units=units, warnings=self._engine.warnings)
+        from .reports.sci import sci_from_report
+
+        return attrs.evolve(
+            report, functional_unit=unit, units=units,
+            sci=sci_from_report(report, units, unit, self._embodied),
+        )
 
     def _emergency_report(self) -> Report:
         t_end = self._stop_t if self._stop_t is not None else self._clock() - self._t0
@@ -614,13 +745,42 @@ class Tracker:
                 self._inbox.append(("fallback", Fallback(provider=provider.name, reason=_reason(exc), time=now, used=nxt)))
                 continue
             self._inbox.append(("sample", (sample, provider.name)))
+            self._latest_current = sample
             try:
-                for f in provider.forecast(zone, now, now + FORECAST_HORIZON) or ():
-                    if isinstance(f, IntensitySample):
-                        self._inbox.append(("sample", (f, provider.name)))
+                forecast = [f for f in provider.forecast(zone, now, now + FORECAST_HORIZON) or () if isinstance(f, IntensitySample)]
+                for f in forecast:
+                    self._inbox.append(("sample", (f, provider.name)))
+                self._latest_forecast = forecast
             except Exception as exc:
                 self._inbox.append(("warning", f"no forecast from {provider.name} for {zone}: {_reason(exc)}"))
             return
+
+
+def _job_identity(tags: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The job id and ranks of this process, for counting a multi-host, multi-rank job once per host.
+
+    ``job``: the ``job`` tag, else ``SLURM_JOB_ID``, else ``TORCHELASTIC_RUN_ID`` (torchrun's
+    default ``"none"`` is no job id). ``rank`` and ``local_rank`` from the usual launchers.
+    """
+    env = os.environ if environ is None else environ
+    job = tags.get("job") or env.get("SLURM_JOB_ID") or None
+    if job is None:
+        run_id = env.get("TORCHELASTIC_RUN_ID")
+        if run_id and run_id != "none":
+            job = run_id
+
+    def first_int(*names: str) -> int | None:
+        for name in names:
+            value = (env.get(name) or "").strip()
+            if value.isdigit():
+                return int(value)
+        return None
+
+    return {
+        "job": job,
+        "rank": first_int("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"),
+        "local_rank": first_int("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"),
+    }
 
 
 def _reason(exc: BaseException) -> str:

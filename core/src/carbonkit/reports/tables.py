@@ -1,0 +1,261 @@
+"""``carbonkit report`` output: an aligned text table, Markdown, or CSV.
+
+Every run is one row; the totals follow, then one row per group. A row says whether the run
+stopped (``incomplete`` when it was killed: it counts what it logged) and what was counted
+(``duplicate`` when another log of the same job and host measured all its devices).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from ._format import fmt_duration, fmt_sig, plural, text_table
+from .aggregate import Aggregate, Contribution, RunLog, Totals
+
+__all__ = ["render_csv", "render_markdown", "render_text"]
+
+HEADERS = (
+    "#",
+    "run",
+    "host",
+    "job/rank",
+    "start (UTC)",
+    "duration",
+    "IT kWh",
+    "kWh (PUE)",
+    "CO2eq g",
+    "g/kWh",
+    "intensity",
+    "device-hours",
+    "status",
+)
+RIGHT = (True, False, False, False, False, True, True, True, True, True, False, False, False)
+
+
+def _job(run: RunLog) -> str:
+    if run.job is None and run.rank is None:
+        return "-"
+    rank = "" if run.rank is None else f"/{run.rank}"
+    return f"{run.job or '?'}{rank}"
+
+
+def _intensity(run: RunLog) -> str:
+    used = run.report.intensity.used
+    if not used:
+        return f"{run.report.location} (none)"
+    shares: dict[str, float] = {}
+    for u in used:
+        shares[u.kind] = shares.get(u.kind, 0.0) + u.energy_share
+    kinds = ", ".join(f"{k} {v * 100:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+    return f"{run.report.location} ({kinds})"
+
+
+def _device_hours(hours: dict[str, float] | Any) -> str:
+    return ", ".join(f"{name} {fmt_sig(h, 3)}" for name, h in sorted(hours.items())) or "-"
+
+
+def _status(run: RunLog, c: Contribution, number: dict[str, int]) -> str:
+    parts = [] if run.report.completed else ["incomplete"]
+    if c.counted == "none":
+        parts.append("duplicate of " + ", ".join(f"#{number[f]}" for f in c.duplicate_of))
+    elif c.counted == "part":
+        parts.append(f"counted: {', '.join(c.components)}")
+    return "; ".join(parts) or "ok"
+
+
+def _run_rows(agg: Aggregate) -> list[list[str]]:
+    number = {r.file: i + 1 for i, r in enumerate(agg.runs)}
+    rows = []
+    for i, (run, c) in enumerate(zip(agg.runs, agg.contributions), 1):
+        rep = run.report
+        rows.append(
+            [
+                str(i),
+                run.name,
+                run.host,
+                _job(run),
+                rep.start_time.strftime("%Y-%m-%d %H:%M:%S"),
+                fmt_duration(rep.duration_s),
+                fmt_sig(rep.it_energy_kwh),
+                fmt_sig(rep.energy_kwh),
+                fmt_sig(rep.co2eq_g),
+                fmt_sig(rep.intensity_g_per_kwh),
+                _intensity(run),
+                _device_hours(c.device_hours),
+                _status(run, c, number),
+            ]
+        )
+    return rows
+
+
+def _total_row(label: str, t: Totals) -> list[str]:
+    counted = f"{t.runs_counted} of {plural(t.runs, 'log')} counted"
+    if t.incomplete:
+        counted += f", {t.incomplete} incomplete"
+    return [
+        "",
+        label,
+        plural(t.hosts, "host"),
+        "",
+        t.start_time.strftime("%Y-%m-%d %H:%M:%S") if t.start_time else "",
+        fmt_duration(t.duration_s),
+        fmt_sig(t.it_energy_kwh),
+        fmt_sig(t.energy_kwh),
+        fmt_sig(t.co2eq_g),
+        fmt_sig(t.intensity_g_per_kwh),
+        "",
+        _device_hours(t.device_hours),
+        counted,
+    ]
+
+
+def _group_rows(agg: Aggregate) -> list[list[str]]:
+    return [
+        _total_row(f"{g.key}={g.value if g.value is not None else '(none)'}", g.total) for g in agg.groups
+    ]
+
+
+def _footer(agg: Aggregate) -> list[str]:
+    t = agg.total
+    lines = [
+        f"Total: {fmt_sig(t.energy_kwh)} kWh after PUE ({fmt_sig(t.it_energy_kwh)} kWh IT), "
+        f"{fmt_sig(t.co2eq_g)} g CO2eq; about {fmt_sig(t.car_km, 3)} km by car ({t.car_source}).",
+    ]
+    if t.intensity_sources:
+        lines.append("Intensity sources (energy priced, kWh after PUE):")
+        for s in t.intensity_sources:
+            year = f", {s['year']}" if s.get("year") else ""
+            lines.append(f"  {s['provider']}: {s['source']} ({s['kind']}, {s['zone']}{year}): {fmt_sig(s['energy_kwh'])}")
+    if t.incomplete:
+        lines.append(
+            f"{plural(t.incomplete, 'run')} did not stop (killed or still running): "
+            "recomputed from the raw readings logged, and marked incomplete."
+        )
+    lines += [f"Note: {n}" for n in agg.notes]
+    return lines
+
+
+def render_text(agg: Aggregate) -> str:
+    """The default output: runs, totals and groups in aligned columns, then notes."""
+    rows = _run_rows(agg)
+    rows.append(_total_row("TOTAL", agg.total))
+    out = [text_table(HEADERS, rows, RIGHT)]
+    if agg.groups:
+        out.append("")
+        out.append(text_table(("", "group", *HEADERS[2:]), _group_rows(agg), RIGHT))
+    out.append("")
+    out += _footer(agg)
+    return "\n".join(out) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    out = ["| " + " | ".join(_md_cell(h) for h in headers) + " |"]
+    out.append("|" + "|".join(" ---: " if r else " --- " for r in right) + "|")
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(agg: Aggregate) -> str:
+    """Runs and totals as a Markdown table (totals in bold), groups, then notes as a list."""
+    rows = _run_rows(agg)
+    rows.append([f"**{c}**" if c else "" for c in _total_row("TOTAL", agg.total)])
+    out = _md_table(HEADERS, rows, RIGHT)
+    if agg.groups:
+        out.append("")
+        out += _md_table(("", "group", *HEADERS[2:]), _group_rows(agg), RIGHT)
+    out.append("")
+    out += [("  - " if line.startswith("  ") else "- ") + _md_cell(line.strip()) for line in _footer(agg)]
+    return "\n".join(out) + "\n"
+
+
+CSV_FIELDS = (
+    "kind",
+    "file",
+    "group",
+    "host",
+    "job",
+    "rank",
+    "start_time",
+    "end_time",
+    "completed",
+    "counted",
+    "duration_s",
+    "it_energy_kwh",
+    "energy_kwh",
+    "co2eq_g",
+    "intensity_g_per_kwh",
+    "location",
+    "pue",
+    "tags",
+)
+
+
+def render_csv(agg: Aggregate) -> str:
+    """One CSV row per run (``kind=run``), group (``kind=group``) and the total (``kind=total``).
+
+    Figures are full precision; ``counted_*`` columns hold what the row adds to the totals and
+    ``device_hours_<component>`` the devices times hours per component.
+    """
+    components = sorted({c for r in agg.runs for c in r.report.components})
+    fields = [*CSV_FIELDS, "counted_energy_kwh", "counted_co2eq_g", *(f"device_hours_{c}" for c in components)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for run, c in zip(agg.runs, agg.contributions):
+        rep = run.report
+        row: dict[str, Any] = {
+            "kind": "run",
+            "file": run.file,
+            "host": run.host,
+            "job": run.job or "",
+            "rank": "" if run.rank is None else run.rank,
+            "start_time": rep.start_time.isoformat().replace("+00:00", "Z"),
+            "end_time": rep.end_time.isoformat().replace("+00:00", "Z"),
+            "completed": str(rep.completed).lower(),
+            "counted": c.counted,
+            "duration_s": repr(rep.duration_s),
+            "it_energy_kwh": repr(rep.it_energy_kwh),
+            "energy_kwh": repr(rep.energy_kwh),
+            "co2eq_g": repr(rep.co2eq_g),
+            "intensity_g_per_kwh": repr(rep.intensity_g_per_kwh),
+            "location": rep.location,
+            "pue": repr(rep.pue),
+            "tags": ";".join(f"{k}={v}" for k, v in sorted(run.tags.items())),
+            "counted_energy_kwh": repr(c.energy_kwh),
+            "counted_co2eq_g": repr(c.co2eq_g),
+        }
+        for comp in components:
+            row[f"device_hours_{comp}"] = repr(c.device_hours[comp]) if comp in c.device_hours else ""
+        writer.writerow(row)
+
+    def total_row(kind: str, t: Totals, group: str = "") -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "kind": kind,
+            "group": group,
+            "start_time": t.start_time.isoformat().replace("+00:00", "Z") if t.start_time else "",
+            "end_time": t.end_time.isoformat().replace("+00:00", "Z") if t.end_time else "",
+            "completed": str(t.incomplete == 0).lower(),
+            "counted": f"{t.runs_counted}/{t.runs}",
+            "duration_s": repr(t.duration_s),
+            "it_energy_kwh": repr(t.it_energy_kwh),
+            "energy_kwh": repr(t.energy_kwh),
+            "co2eq_g": repr(t.co2eq_g),
+            "intensity_g_per_kwh": repr(t.intensity_g_per_kwh),
+            "counted_energy_kwh": repr(t.energy_kwh),
+            "counted_co2eq_g": repr(t.co2eq_g),
+        }
+        for comp in components:
+            row[f"device_hours_{comp}"] = repr(t.device_hours.get(comp, 0.0))
+        return row
+
+    for g in agg.groups:
+        writer.writerow(total_row("group", g.total, f"{g.key}={'' if g.value is None else g.value}"))
+    writer.writerow(total_row("total", agg.total))
+    return buf.getvalue()

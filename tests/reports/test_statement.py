@@ -1,0 +1,94 @@
+"""carbonkit statement: the carbon impact statement, word for word on a fixture project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import carbonkit
+from carbonkit.cli import main
+from carbonkit.reports._car import car_factor
+from carbonkit.reports.aggregate import aggregate, load_runs
+from carbonkit.reports.statement import statement
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = FIXTURES / "project"
+
+EXPECTED_TEXT = (
+    "The experiments reported here used 0.468 kWh of electricity and emitted 76.1 g CO2eq, measured by carbonkit "
+    "over 2 runs on 2 machines on 2025-03-10 (UTC), 51.7 minutes of run time in all. "
+    "The energy is what the devices drew, 0.306 kWh, multiplied by the power usage effectiveness (PUE) of each "
+    "run's data centre: 1.2 in 1 run [user-supplied (CARBONKIT_PUE)] and 1.56 in 1 run [default: global "
+    "data-centre average, Uptime Institute Global Data Center Survey 2024]. "
+    "That is about as much CO2 as an average new car registered in the EU in 2024 emits over 713 m "
+    "(106.8 gCO2/km; European Environment Agency, "
+    "https://www.eea.europa.eu/en/newsroom/news/average-co2-emissions-from-new-cars-and-new-vans). "
+    "Energy per component: CPU estimated by fixture_cpu:estimate (power readings integrated over time) in 1 run "
+    "and measured by fixture_cpu:package (power readings integrated over time) in 1 run; GPU measured by "
+    "fixture_gpu:energy (an energy counter). "
+    "Each interval of the runs was priced at the carbon intensity in force for it: fixture live values for DK-DK2 "
+    "(live values for zone DK-DK2, through fixture_dk) for 93.3% of the energy and fixture yearly average for GB "
+    "(a yearly average for zone GB, data year 2024, through fixture_static) for 6.7% of the energy; the "
+    "energy-weighted mean is 162.7 gCO2eq/kWh. "
+    "The logs of several processes of one job on one machine covered the same devices; each device was counted "
+    "once (1 of 3 logs left out wholly or in part). "
+    "1 run did not stop normally and was counted up to the last reading logged. "
+    "Measured with carbonkit 0.1.0."
+)
+
+
+@pytest.fixture(scope="module")
+def agg():
+    runs, notes = load_runs([PROJECT])
+    return aggregate(runs, notes=notes)
+
+
+def test_text_statement_word_for_word(agg):
+    """The fixture project's plain statement is exactly the expected paragraph."""
+    assert statement(agg, "text") == EXPECTED_TEXT
+
+
+def test_latex_and_markdown_statements_word_for_word(agg):
+    """LaTeX and Markdown match their frozen fixtures (escaping, CO$_2$, \\url, bold figures)."""
+    assert statement(agg, "latex") == (FIXTURES / "statement.tex").read_text().strip()
+    assert statement(agg, "markdown") == (FIXTURES / "statement.md").read_text().strip()
+
+
+def test_latex_escapes_special_characters(agg):
+    """Underscores and percent signs are escaped, the URL is in \\url, CO2 is typeset."""
+    tex = statement(agg, "latex")
+    assert r"fixture\_cpu:package" in tex and r"93.3\%" in tex
+    assert r"\url{https://www.eea.europa.eu/" in tex and "CO$_2$eq" in tex
+    assert "_" not in tex.replace(r"\_", "").replace("$_2$", "").split(r"\url{")[0]
+
+
+def test_statement_is_deterministic_and_follows_the_car_year(agg):
+    """The same logs give the same words; a car year picks that year's EEA figure."""
+    assert statement(agg, "text") == statement(aggregate(load_runs([PROJECT])[0]), "text")
+    old = statement(aggregate(agg.runs, car=car_factor(2018)), "text")
+    assert "registered in the EU in 2018" in old and "120.4 gCO2/km" in old
+
+
+def test_unknown_format_is_a_config_error(agg):
+    """Only text, markdown and latex are accepted."""
+    with pytest.raises(carbonkit.ConfigError, match="text, markdown, latex"):
+        statement(agg, "html")
+
+
+def test_cli_statement_prints_the_paragraph(capsys):
+    """carbonkit statement PATH prints the paragraph; --json puts it in the last line's object."""
+    assert main(["statement", str(PROJECT)]) == 0
+    assert capsys.readouterr().out == EXPECTED_TEXT + "\n"
+    assert main(["statement", str(PROJECT), "--format", "latex", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert data["format"] == "latex" and data["statement"].startswith("The experiments reported here used \\textbf{")
+    assert data["total"]["co2eq_g"] == pytest.approx(76.118, rel=1e-4)
+
+
+def test_cli_unknown_car_year_exits_2(capsys):
+    """A car year that is not in the table names the years it has."""
+    assert main(["statement", str(PROJECT), "--car-year", "1999"]) == 2
+    err = capsys.readouterr().err
+    assert "1999" in err and "2018" in err
