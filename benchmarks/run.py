@@ -302,12 +302,19 @@ def run_logs() -> None:
         lines = text.splitlines(keepends=True)
         folder = Path(d) / "many"
         folder.mkdir()
+        host = json.loads(lines[0])["host"]
+
+        def copy(i: int, body: str) -> str:
+            # One run per node of a cluster: copies of one log on one host would all overlap in
+            # time, which report flags pair by pair (quadratic, and not what a project looks like).
+            return body.replace(f'"host":"{host}"', f'"host":"node{i:04d}"')
+
         for i in range(1000):
-            (folder / f"run{i:04d}.jsonl").write_text(text)
+            (folder / f"run{i:04d}.jsonl").write_text(copy(i, text))
         killed = Path(d) / "killed"
         killed.mkdir()
         for i in range(1000):
-            (killed / f"run{i:04d}.jsonl").write_text("".join(lines[:-1]))
+            (killed / f"run{i:04d}.jsonl").write_text(copy(i, "".join(lines[:-1])))
         from carbonkit.reports.aggregate import aggregate, load_runs
 
         done, recomputed, full = [], [], []
@@ -406,7 +413,9 @@ def main() -> None:
         6. Memory: resident memory added by a 7-day run at 1 s with 12 devices, hourly epochs and an intensity
            fetch (a live value and a 48-hour forecast at 5 minutes) every 15 minutes, the sampler driven by a
            fake clock.
-        7. Run logs: `carbonkit.load_run` over 1,000 copies of one run log (60 samples, 5 epochs), summed.
+        7. Run logs: 1,000 copies of one run log (60 samples, 5 epochs), each on its own host, read and
+           aggregated as `carbonkit report` does (counting each device once per job and host), and
+           `carbonkit.load_run` on each, summed.
 
         Peers run without network: carbontracker's IP geolocation fails at once as it would offline, and
         codecarbon runs as `OfflineEmissionsTracker`.

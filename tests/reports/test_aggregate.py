@@ -266,7 +266,7 @@ def test_cli_table_marks_duplicates_and_incomplete_runs(capsys):
     assert lines[0].split()[:3] == ["#", "run", "host"]
     assert "duplicate of #1" in out and "incomplete" in out
     total = next(line for line in lines if "TOTAL" in line)
-    assert "76.12" in total and "2 of 3 logs counted" in total
+    assert "77.01" in total and "2 of 3 logs counted" in total
 
 
 def test_cli_csv_rows_for_runs_groups_and_total(capsys):

@@ -135,7 +135,7 @@ def test_cli_human_output_and_errors(capsys):
     """The default output names every input and its source; missing inputs exit 2 with a message."""
     assert main(["estimate", "--gpu", "T4", "--count", "2", "--hours", "10", "--intensity", "300"]) == 0
     out = capsys.readouterr().out
-    assert "2 x 70 W" in out and "nvidia.com" in out and "1.56" in out and "not measured" in out
+    assert "2 x 70 W" in out and "nvidia.com" in out and "1.58" in out and "not measured" in out
     assert main(["estimate", "--gpu", "T4", "--intensity", "300"]) == 2
     assert "--hours H or --seconds S" in capsys.readouterr().err
     assert main(["estimate", "--list-gpus"]) == 0

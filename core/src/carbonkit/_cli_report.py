@@ -240,7 +240,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     when.add_argument("--hours", type=float, metavar="H", help="run length in hours")
     when.add_argument("--seconds", type=float, metavar="S", help="run length in seconds")
     e.add_argument("--utilization", type=float, default=1.0, metavar="U", help="average fraction of full power, 0-1 (default 1)")
-    e.add_argument("--pue", type=float, metavar="P", help="power usage effectiveness (default 1.56, Uptime Institute 2024)")
+    e.add_argument("--pue", type=float, metavar="P", help="power usage effectiveness (default 1.58, Uptime Institute 2023)")
     where = e.add_mutually_exclusive_group()
     where.add_argument("--location", metavar="ZONE", help="price at this zone's yearly average (installed providers)")
     where.add_argument("--intensity", type=float, metavar="G", help="carbon intensity, gCO2eq/kWh")

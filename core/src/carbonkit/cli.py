@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     r.add_argument("--location", help="zone code such as DK-DK2, GB, SE-SE3 (default: CARBONKIT_LOCATION)")
-    r.add_argument("--pue", type=float, help="power usage effectiveness, >= 1 (default: CARBONKIT_PUE or 1.56)")
+    r.add_argument("--pue", type=float, help="power usage effectiveness, >= 1 (default: CARBONKIT_PUE or 1.58)")
     r.add_argument("--interval", type=float, help="seconds between samples (default 1)")
     r.add_argument("--log-dir", help="write a JSON Lines run log in this folder")
     r.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="label the run (repeatable)")

@@ -33,8 +33,8 @@ from .errors import ConfigError
 __all__ = ["DEFAULT_PUE", "DEFAULT_PUE_SOURCE", "Config"]
 
 #: The default PUE: the industry-average power usage effectiveness of data centres.
-DEFAULT_PUE = 1.56
-DEFAULT_PUE_SOURCE = "default: global data-centre average, Uptime Institute Global Data Center Survey 2024"
+DEFAULT_PUE = 1.58
+DEFAULT_PUE_SOURCE = "default: global data-centre average, Uptime Institute Global Data Center Survey 2023"
 
 ATTRIBUTIONS = ("machine", "process")
 
