@@ -524,6 +524,19 @@ class _Frame:
     warnings: list[str]
 
 
+def _step_s(series: IntensitySeries, step: DurationLike | None) -> float:
+    """The planning step: as given, else the series' finest spacing, at most the default, at least 1 s."""
+    if step is None:
+        st = DEFAULT_STEP_S
+        if len(series.times) > 1:
+            st = min(st, float(np.min(np.diff(series.times))))
+        return max(st, 1.0)
+    st = parse_duration(step, what="step")
+    if st <= 0:
+        raise ConfigError(f"step must be > 0, got {step!r}")
+    return st
+
+
 def _frame(
     series: SeriesLike,
     duration: DurationLike,
@@ -537,15 +550,7 @@ def _frame(
     job = _job(duration, energy_kwh, profile)
     n = s.start if now is None else _as_time(now, "now")
     w = parse_window(window, job.duration_s)
-    if step is None:
-        st = DEFAULT_STEP_S
-        if len(s.times) > 1:
-            st = min(st, float(np.min(np.diff(s.times))))
-        st = max(st, 1.0)
-    else:
-        st = parse_duration(step, what="step")
-        if st <= 0:
-            raise ConfigError(f"step must be > 0, got {step!r}")
+    st = _step_s(s, step)
     warnings: list[str] = []
     if n >= s.end:
         raise ConfigError(
@@ -1088,15 +1093,7 @@ def evaluate(
         raise ConfigError(f"windows must be distinct, got {wlabels!r}")
     if labels is not None and len(labels) != len(ds):
         raise ConfigError(f"labels must name each of the {len(ds)} durations, got {len(labels)}")
-    if step is None:
-        st = DEFAULT_STEP_S
-        if len(s.times) > 1:
-            st = min(st, float(np.min(np.diff(s.times))))
-        st = max(st, 1.0)
-    else:
-        st = parse_duration(step, what="step")
-        if st <= 0:
-            raise ConfigError(f"step must be > 0, got {step!r}")
+    st = _step_s(s, step)
     g = int(math.floor((s.end - s.start) / st + 1e-9))
     grid = s.start + np.arange(g + 1) * st
     f_grid = s.integral(grid)

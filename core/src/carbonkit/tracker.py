@@ -152,6 +152,7 @@ class Tracker:
         self._report: Report | None = None
         self._stopped = False
         self._pending_warnings: list[str] = []
+        self._started = False  # the background threads are running
         if tags is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             raise ConfigError(f"tags must map strings to strings, got {tags!r}")
         self.config = config = Config.from_env(
@@ -350,6 +351,7 @@ class Tracker:
         self._intensity_first = threading.Event()
         self._sampler = threading.Thread(target=self._sampler_main, name="carbonkit-sampler", daemon=True)
         self._fetcher = threading.Thread(target=self._intensity_main, name="carbonkit-intensity", daemon=True)
+        self._started = True
         self._sampler.start()
         self._fetcher.start()
 
@@ -529,7 +531,7 @@ class Tracker:
             "platform": platform.platform(),
             "start_time": datetime.fromtimestamp(wall0, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
             "start_unix": wall0 - (self._clock() - self._t0),
-            "bucket_s": self._engine.accountant.bucket_s if hasattr(self, "_engine") else 60.0,
+            "bucket_s": self._engine.accountant.bucket_s,
             "interval_s": self.config.interval_s,
             "location": self.config.location,
             "pue": self.config.pue,
@@ -543,7 +545,7 @@ class Tracker:
             "sources": meta,
             "dropped": [d.to_dict() for d in dropped],
             "unavailable": [n.to_dict() for n in notes],
-            "providers": [p.name for p in self.providers] if hasattr(self, "providers") else [],
+            "providers": [p.name for p in self.providers],
         }
 
     def _emit(self, event: str, *args: Any) -> None:
@@ -560,7 +562,7 @@ class Tracker:
                 self._warn(f"reporter {getattr(reporter, 'name', reporter)!r} failed in {event} and was disabled: {exc!r}")
 
     def _warn(self, message: str) -> None:
-        if not hasattr(self, "_sampler"):  # still constructing: reported once the sampler starts
+        if not self._started:  # still constructing: reported once the sampler starts
             self._pending_warnings.append(message)
             return
         if self._engine.warn(message):
@@ -603,7 +605,7 @@ class Tracker:
                 self._share = None
                 self._warn(f"process attribution failed and was turned off; machine figures are used from {t:.1f} s ({exc!r})")
         engine.accountant.add(t, readings, shares)
-        if not hasattr(self, "_sampler"):  # the first reading, at construction: logged at start
+        if not self._started:  # the first reading, at construction: logged at start
             self._first_sample = (t, by_name)
         else:
             if shares is not None:  # before the sample it applies to, for replay

@@ -1,52 +1,15 @@
-"""The car equivalent by year: average CO2 of new passenger cars registered in the EU.
-
-Reads the table shipped with carbonkit (``carbonkit/data/car-co2-per-km.csv``, European
-Environment Agency, one row per year with its source page), like
-:func:`carbonkit.equivalents.car_factor`, but lets a caller pick the year (the carbontracker
-paper used 2018: 120.4 g/km) or give a factor of its own.
+"""The car equivalent by year, for reports: the table of :mod:`carbonkit.equivalents`, with a
+year of the caller's choice (the carbontracker paper used 2018: 120.4 g/km) or a factor of its own.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-from functools import lru_cache
-from importlib import resources
 
-from attrs import frozen
-
+from ..equivalents import CarFactor, car_factors
 from ..errors import ConfigError
 
 __all__ = ["CarFactor", "car_factor", "car_factors"]
-
-
-@frozen
-class CarFactor:
-    """Grams of CO2 per km, the year of the figure and its source page ("" when given)."""
-
-    g_per_km: float
-    year: int | None = None
-    url: str = ""
-
-    def citation(self) -> str:
-        """Say what the factor is and where it comes from."""
-        g = f"{self.g_per_km:g} gCO2/km"
-        if self.year is None:
-            return f"{g}, given"
-        return f"{g}, average of new cars registered in the EU in {self.year}, European Environment Agency, {self.url}"
-
-
-@lru_cache(maxsize=1)
-def car_factors() -> dict[int, CarFactor]:
-    """Every year in the shipped table."""
-    path = resources.files("carbonkit").joinpath("data/car-co2-per-km.csv")
-    with path.open(encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["name"].startswith("eu_new_car_")]
-    out = {}
-    for r in rows:
-        year = int(r["name"].rsplit("_", 1)[1])
-        out[year] = CarFactor(float(r["gCO2eq_per_unit"]), year, r["source"])
-    return dict(sorted(out.items()))
 
 
 def car_factor(year: int | None = None, g_per_km: float | None = None) -> CarFactor:
