@@ -5,12 +5,18 @@ They answer the requests the real services answer, with bodies in the real shape
 ``/intensity``, ``/intensity/{from}/fw48h`` and the regional envelopes), built around the current
 time so that a provider asking for "now" gets data. Values follow a known daily curve, so tests
 can check what they got. Every request is recorded in ``requests``.
+
+``StandIn(slow_byte_s=2.0)`` is a slow server: it sends the status and headers at once, then
+the body one byte every 2 s (a DK live window, about 6 KB, would take hours), and stops as soon
+as the client hangs up (``select`` on the connection) or the stand-in is closed.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import select
+import socket
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,8 +49,13 @@ def _gb_parse(text: str) -> datetime:
 class StandIn:
     """Both stand-ins behind one server: ``/dk/...`` and ``/gb/...``."""
 
-    def __init__(self, dk_horizon_h: float = 9.0, gb_horizon_h: float = 48.0, gb_curve=None) -> None:
+    def __init__(
+        self, dk_horizon_h: float = 9.0, gb_horizon_h: float = 48.0, gb_curve=None, slow_byte_s: float | None = None
+    ) -> None:
         self.requests: list[str] = []
+        self.slow_byte_s = slow_byte_s
+        self.closing = threading.Event()
+        self.slow_done = threading.Event()  # a slow answer ended (client gone or stand-in closed)
         self.gb_curve = gb_curve or gb_value
         self.dk_horizon_h = dk_horizon_h
         self.gb_horizon_h = gb_horizon_h
@@ -59,7 +70,28 @@ class StandIn:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if stand_in.slow_byte_s is None:
+                    self.wfile.write(data)
+                    return
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        if stand_in.closing.is_set() or self._client_gone(stand_in.slow_byte_s):
+                            break
+                except OSError:
+                    pass
+                finally:
+                    stand_in.slow_done.set()
+
+            def _client_gone(self, wait_s: float) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], wait_s)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -76,6 +108,7 @@ class StandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+import threading
+import time
+from datetime import datetime, timedelta
 
 import pytest
 from standins import StandIn, dk_value, gb_value
@@ -85,3 +88,58 @@ def test_unknown_zone_is_the_only_error():
     """A zone no provider knows exits non-zero with a message naming it."""
     proc = cli("intensity", "XQ", "--json", env={k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")})
     assert proc.returncode == 2 and "'XQ' is not known" in proc.stderr
+
+
+def test_timeout_bounds_the_command_against_a_slow_server():
+    """--timeout 1 against a server sending one byte every 2 s (hours for the whole body): the
+    command answers from the static table in well under the 10 s asserted, says why, exits 0."""
+    with StandIn(slow_byte_s=2.0) as slow:
+        started = time.monotonic()
+        proc = cli("intensity", "DK-DK1", "--timeout", "1", "--json", env=env_for(slow))
+        elapsed = time.monotonic() - started
+        assert slow.slow_done.wait(30), "the stand-in did not see the command hang up"
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 10, f"took {elapsed:.1f} s"
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["fallback"] is True and data["current"]["kind"] == "average"
+    (failed,) = [w for w in data["warnings"] if w.startswith("intensity_dk:energidataservice failed")]
+    assert "Energi Data Service CO2Emis: no complete answer within" in failed
+    assert "(the time left of --timeout 1)" in failed
+    assert any(r.startswith("/dk/dataset/CO2Emis?") for r in slow.requests)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "soon", "nan", "inf"])
+def test_timeout_must_be_a_number_of_seconds(bad):
+    """--timeout refuses anything but a number > 0, naming the value, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    proc = cli("intensity", "DK-DK1", "--timeout", bad, env=env)
+    assert proc.returncode == 2
+    assert f"argument --timeout: expected a number of seconds > 0 (such as 30 or 2.5), got {bad!r}" in proc.stderr
+
+
+def test_a_provider_ignoring_the_deadline_cannot_hold_the_command(monkeypatch, capsys):
+    """If a provider does its own I/O and ignores --timeout, the command still returns
+    (after the grace period), exits 1 and names what was running."""
+    from carbonkit import _cli_intensity
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck_query(zone, hours, http_client=None, pm=None, timeout_s=None, step=None):
+        step("thirdparty:api.current(XX)")
+        entered.set()
+        release.wait(60)
+        return {}
+
+    monkeypatch.setattr(_cli_intensity, "query", stuck_query)
+    monkeypatch.setattr(_cli_intensity, "GRACE_S", 1.0)
+    args = argparse.Namespace(zone="XX", forecast=None, timeout=0.5, json=True)
+    try:
+        rc = _cli_intensity.run(args)
+        assert entered.wait(10)
+    finally:
+        release.set()
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "no answer within --timeout 0.5 s (and 1 s of grace)" in err
+    assert "still running thirdparty:api.current(XX), which does not keep to the deadline" in err

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import carbonkit
-import carbonkit.hookspecs
-import carbonkit_intensity_dk
 import httpx
 import pluggy
 import pytest
+
+import carbonkit
+import carbonkit.hookspecs
+import carbonkit_intensity_dk
 from carbonkit import IntensitySample, IntensityUnavailable, UnknownZoneError
 from carbonkit_intensity_dk import EnergiDataServiceProvider, parse_records
 
@@ -26,7 +27,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "intensity_dk"
 BASE = "https://api.energidataservice.dk"
 NOW = datetime(2024, 11, 5, 13, 27, 30, tzinfo=timezone.utc)
 # The live window for NOW: two hours back from the current 5-minute interval, to its end.
-LIVE_PARAMS = {"start": "2024-11-05T11:25", "end": "2024-11-05T13:30", "timezone": "UTC"}
+LIVE_PARAMS = {"start": "2024-11-05T11:25", "end": "2024-11-05T13:30", "timezone": "UTC", "limit": "74"}
 
 
 def body(name: str) -> bytes:
@@ -65,7 +66,7 @@ class FakeEDS:
         assert request.method == "GET"
         assert request.url.scheme == "https" and request.url.host == self.host
         assert request.url.path == path
-        # Exactly these parameters, each once, nothing else (no filter, no sort, no limit).
+        # Exactly these parameters, each once, nothing else (no filter, no sort).
         assert sorted(request.url.params.multi_items()) == sorted(params.items())
         return respond(request)
 
@@ -110,10 +111,11 @@ def test_dk2_live_is_newest_co2emis_row(eds: FakeEDS) -> None:
 
 
 def test_query_string_is_utc_minutes_with_timezone(eds: FakeEDS) -> None:
-    """Times go out as yyyy-MM-ddTHH:mm (no seconds) with timezone=UTC, URL-encoded."""
+    """Times go out as yyyy-MM-ddTHH:mm (no seconds) with timezone=UTC, URL-encoded, and a
+    limit that fits the window's rows: 2 areas x (25 intervals + 12 for a DST hour) = 74."""
     eds.expect("/dataset/CO2Emis", LIVE_PARAMS, content=body("co2emis_window.json"))
     provider(eds).current("DK-DK1")
-    assert eds.requests[0].url.query == b"start=2024-11-05T11%3A25&end=2024-11-05T13%3A30&timezone=UTC"
+    assert eds.requests[0].url.query == b"start=2024-11-05T11%3A25&end=2024-11-05T13%3A30&timezone=UTC&limit=74"
 
 
 def test_dk_is_mean_of_both_areas_for_same_interval(eds: FakeEDS) -> None:
@@ -171,7 +173,7 @@ def test_dk2_forecast_window_from_co2emisprog(eds: FakeEDS) -> None:
     """forecast() asks CO2EmisProg for the 5-minute-aligned UTC window and returns it oldest first."""
     eds.expect(
         "/dataset/CO2EmisProg",
-        {"start": "2024-11-05T13:00", "end": "2024-11-05T13:15", "timezone": "UTC"},
+        {"start": "2024-11-05T13:00", "end": "2024-11-05T13:15", "timezone": "UTC", "limit": "30"},
         content=body("co2emisprog_window.json"),
     )
     samples = provider(eds).forecast(
@@ -189,7 +191,7 @@ def test_dk_forecast_combines_areas_per_interval(eds: FakeEDS) -> None:
     """The DK forecast is the per-interval mean of the DK1 and DK2 forecasts."""
     eds.expect(
         "/dataset/CO2EmisProg",
-        {"start": "2024-11-05T13:00", "end": "2024-11-05T13:15", "timezone": "UTC"},
+        {"start": "2024-11-05T13:00", "end": "2024-11-05T13:15", "timezone": "UTC", "limit": "30"},
         content=body("co2emisprog_window.json"),
     )
     samples = provider(eds).forecast(
@@ -205,7 +207,7 @@ def test_autumn_dst_rows_keyed_by_utc(eds: FakeEDS) -> None:
     """On the autumn change the repeated Danish 02:00-02:05 rows stay distinct UTC intervals."""
     eds.expect(
         "/dataset/CO2EmisProg",
-        {"start": "2024-10-27T00:00", "end": "2024-10-27T01:10", "timezone": "UTC"},
+        {"start": "2024-10-27T00:00", "end": "2024-10-27T01:10", "timezone": "UTC", "limit": "52"},
         content=body("co2emisprog_dst_autumn.json"),
     )
     samples = provider(eds).forecast(
@@ -224,7 +226,7 @@ def test_spring_dst_gap_has_no_hole_in_utc(eds: FakeEDS) -> None:
     """On the spring change (Danish 02:00-02:55 skipped) the UTC intervals are contiguous."""
     eds.expect(
         "/dataset/CO2EmisProg",
-        {"start": "2024-03-31T00:50", "end": "2024-03-31T01:10", "timezone": "UTC"},
+        {"start": "2024-03-31T00:50", "end": "2024-03-31T01:10", "timezone": "UTC", "limit": "32"},
         content=body("co2emisprog_dst_spring.json"),
     )
     samples = provider(eds).forecast(
@@ -248,6 +250,117 @@ def test_naive_datetimes_are_rejected(eds: FakeEDS) -> None:
         provider(eds).forecast("DK", datetime(2024, 11, 5, 13, 0), NOW)
 
 
+# -- UTC placement and coverage ------------------------------------------------------------
+#
+# The service reads start/end as Danish time unless timezone=UTC is honoured (EDS API guide,
+# parameter "timezone"). These payloads have the captured shape (newest first, both areas,
+# 6-decimal values) of an answer whose window was read as Danish time: their rows are
+# correct (Minutes5UTC is UTC, Minutes5DK is Copenhagen time, +01:00 in November and +02:00
+# in July) but lie 1 or 2 hours earlier in UTC than asked.
+
+
+def test_live_rows_are_placed_by_utc_when_the_window_was_read_as_danish_winter_time(
+    eds: FakeEDS, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked 11:25-13:30 UTC, served 11:25-13:30 Danish (+01:00): the newest row inside the UTC
+    window is 12:25 UTC (Minutes5DK 13:25), and the 24 rows before 11:25 UTC are dropped, once
+    said as a warning on the carbonkit logger."""
+    eds.expect("/dataset/CO2Emis", LIVE_PARAMS, content=body("co2emis_window_read_as_danish_winter.json"))
+    with caplog.at_level(logging.WARNING, logger="carbonkit"):
+        sample = provider(eds).current("DK-DK1")
+    assert (sample.time, sample.g_per_kwh) == (datetime(2024, 11, 5, 12, 25, tzinfo=timezone.utc), 124.0)
+    (record,) = [r for r in caplog.records if r.name == "carbonkit"]
+    assert record.levelname == "WARNING"
+    assert record.getMessage().startswith(
+        "Energi Data Service CO2Emis: 24 rows from 2024-11-05T10:25Z to 2024-11-05T11:20Z lie outside the UTC "
+        "window asked (2024-11-05T11:25Z to 2024-11-05T13:30Z) and are ignored"
+    )
+
+
+def test_live_rows_are_placed_by_utc_when_the_window_was_read_as_danish_summer_time(eds: FakeEDS) -> None:
+    """Same in July (+02:00): only 08:25 UTC (Minutes5DK 10:25) is inside 08:25-10:30 UTC."""
+    now = datetime(2024, 7, 1, 10, 27, 30, tzinfo=timezone.utc)
+    eds.expect(
+        "/dataset/CO2Emis",
+        {"start": "2024-07-01T08:25", "end": "2024-07-01T10:30", "timezone": "UTC", "limit": "74"},
+        content=body("co2emis_window_read_as_danish_summer.json"),
+    )
+    sample = provider(eds, now=lambda: now).current("DK")
+    assert sample.time == datetime(2024, 7, 1, 8, 25, tzinfo=timezone.utc)
+    assert sample.g_per_kwh == pytest.approx((224.0 + 174.0) / 2)
+
+
+def test_forecast_shortfall_is_warned_once(eds: FakeEDS, caplog: pytest.LogCaptureFixture) -> None:
+    """Asked 13:00-15:00 UTC, served 12:00-14:00 UTC: the samples are 13:00-13:55 placed by UTC
+    (values of the rows whose Minutes5UTC says so), and the shortfall is one warning; the same
+    shortfall again is not warned twice."""
+    params = {"start": "2024-11-05T13:00", "end": "2024-11-05T15:00", "timezone": "UTC", "limit": "72"}
+    dk = provider(eds)
+    start, end = datetime(2024, 11, 5, 13, 0, tzinfo=timezone.utc), datetime(2024, 11, 5, 15, 0, tzinfo=timezone.utc)
+    with caplog.at_level(logging.WARNING, logger="carbonkit"):
+        for _ in range(2):
+            eds.expect("/dataset/CO2EmisProg", params, content=body("co2emisprog_window_read_as_danish.json"))
+            samples = dk.forecast("DK-DK2", start, end)
+    assert [s.time.strftime("%H:%M") for s in samples] == [f"13:{m:02d}" for m in range(0, 60, 5)]
+    assert [s.g_per_kwh for s in samples] == [90.0 + 12 + i for i in range(12)]
+    messages = [r.getMessage() for r in caplog.records if r.name == "carbonkit"]
+    assert messages == [
+        messages[0],  # rows outside the window
+        "Energi Data Service CO2EmisProg: the forecast for DK-DK2 covers 2024-11-05T13:00Z to 2024-11-05T14:00Z, "
+        "not all of 2024-11-05T13:00Z to 2024-11-05T15:00Z asked: it ends early (the published forecast ends there)",
+    ]
+    assert "lie outside the UTC window asked" in messages[0]
+
+
+def test_forecast_cut_by_a_row_limit_is_said(eds: FakeEDS, caplog: pytest.LogCaptureFixture) -> None:
+    """'total' above the rows returned means the answer was cut: the warning says so, and that
+    the forecast starts late (newest rows first, so the oldest were cut)."""
+    eds.expect(
+        "/dataset/CO2EmisProg",
+        {"start": "2024-11-05T13:00", "end": "2024-11-05T15:00", "timezone": "UTC", "limit": "72"},
+        content=body("co2emisprog_cut_by_limit.json"),
+    )
+    with caplog.at_level(logging.WARNING, logger="carbonkit"):
+        samples = provider(eds).forecast(
+            "DK", datetime(2024, 11, 5, 13, 0, tzinfo=timezone.utc), datetime(2024, 11, 5, 15, 0, tzinfo=timezone.utc)
+        )
+    assert [s.time.strftime("%H:%M") for s in samples] == ["14:35", "14:40", "14:45", "14:50", "14:55"]
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "carbonkit"]
+    assert message == (
+        "Energi Data Service CO2EmisProg: the forecast for DK covers 2024-11-05T14:35Z to 2024-11-05T15:00Z, "
+        "not all of 2024-11-05T13:00Z to 2024-11-05T15:00Z asked: the response holds 10 of 48 rows "
+        "(cut by a row limit); it starts late"
+    )
+
+
+def test_hourly_rows_use_hourutc(eds: FakeEDS) -> None:
+    """A dataset with HourUTC/HourDK rows is placed by HourUTC, one-hour samples."""
+    eds.expect(
+        "/dataset/CO2EmisHour",
+        {"start": "2024-11-05T13:00", "end": "2024-11-05T15:00", "timezone": "UTC", "limit": "72"},
+        content=body("hourly_window.json"),
+    )
+    samples = provider(eds, forecast_dataset="CO2EmisHour").forecast(
+        "DK-DK1", datetime(2024, 11, 5, 13, 0, tzinfo=timezone.utc), datetime(2024, 11, 5, 15, 0, tzinfo=timezone.utc)
+    )
+    assert [(s.time.hour, s.g_per_kwh, s.period_s) for s in samples] == [(13, 130.0, 3600.0), (14, 140.0, 3600.0)]
+
+
+def test_record_without_a_utc_time_field_is_refused() -> None:
+    """A row with only the local-time field cannot be placed: a clear error naming the fields."""
+    with pytest.raises(ValueError, match=r"records\[0\]: record has no UTC time field \(Minutes5UTC or HourUTC\)"):
+        parse_records({"records": [{"Minutes5DK": "2024-11-05T14:25:00", "PriceArea": "DK1", "CO2Emission": 1.0}]})
+
+
+def test_request_bounds_can_be_set(eds: FakeEDS) -> None:
+    """max_bytes and deadline_s reach the shared HTTP helper: a body over max_bytes is refused."""
+    eds.expect("/dataset/CO2Emis", LIVE_PARAMS, content=body("co2emis_window.json"))
+    with pytest.raises(IntensityUnavailable, match=r"^Energi Data Service CO2Emis: body over the limit of 2 KiB"):
+        provider(eds, max_bytes=2048).current("DK-DK1")
+    with pytest.raises(carbonkit.ConfigError, match="deadline_s must be a number of seconds > 0, got 0"):
+        provider(eds, deadline_s=0)
+
+
 # -- failures ------------------------------------------------------------------------------
 
 
@@ -267,7 +380,7 @@ def test_rows_outside_requested_window_are_ignored(eds: FakeEDS) -> None:
     """Rows the API sends from outside the window (a day old here) do not count as current."""
     eds.expect(
         "/dataset/CO2Emis",
-        {"start": "2024-11-06T11:25", "end": "2024-11-06T13:30", "timezone": "UTC"},
+        {"start": "2024-11-06T11:25", "end": "2024-11-06T13:30", "timezone": "UTC", "limit": "74"},
         content=body("co2emis_window.json"),
     )
     with pytest.raises(IntensityUnavailable, match="no records for DK1 between 2024-11-06T11:25Z"):
@@ -278,7 +391,7 @@ def test_empty_records_forecast_beyond_horizon(eds: FakeEDS) -> None:
     """A forecast window beyond the horizon ({"records": []}) raises, naming both areas for DK."""
     eds.expect(
         "/dataset/CO2EmisProg",
-        {"start": "2024-11-06T13:00", "end": "2024-11-06T14:00", "timezone": "UTC"},
+        {"start": "2024-11-06T13:00", "end": "2024-11-06T14:00", "timezone": "UTC", "limit": "48"},
         content=body("co2emisprog_empty.json"),
     )
     with pytest.raises(IntensityUnavailable, match="no records for DK1 and DK2 between 2024-11-06T13:00Z"):
@@ -290,12 +403,12 @@ def test_empty_records_forecast_beyond_horizon(eds: FakeEDS) -> None:
 
 
 def test_http_500_with_html_body(eds: FakeEDS) -> None:
-    """A 500 with an HTML page gives the status and the start of the body, chained."""
+    """A 500 with an HTML page says so, with the start of the body, chained."""
     eds.expect("/dataset/CO2Emis", LIVE_PARAMS, status=500, content=body("error_500.html"))
     with pytest.raises(IntensityUnavailable) as info:
         provider(eds).current("DK-DK2")
     message = str(info.value)
-    assert message.startswith("Energi Data Service CO2Emis: HTTP 500: '<!DOCTYPE html>")
+    assert message.startswith("Energi Data Service CO2Emis: HTTP 500 with an HTML body: '<!DOCTYPE html>")
     assert "Internal Server Error" in message
     assert isinstance(info.value.__cause__, httpx.HTTPStatusError)
 
@@ -303,7 +416,8 @@ def test_http_500_with_html_body(eds: FakeEDS) -> None:
 def test_http_403_waf_text_body(eds: FakeEDS) -> None:
     """A firewall 403 with a plain-text body is reported with its text."""
     eds.expect("/dataset/CO2Emis", LIVE_PARAMS, status=403, content=body("error_403.txt"))
-    with pytest.raises(IntensityUnavailable, match="HTTP 403: 'Access has been blocked by application'"):
+    expected = "HTTP 403 with a text body: 'Access has been blocked by application'"
+    with pytest.raises(IntensityUnavailable, match=expected):
         provider(eds).current("DK")
 
 
@@ -364,7 +478,7 @@ def test_429_bans_for_five_minutes_then_retries(eds: FakeEDS, caplog: pytest.Log
     with caplog.at_level(logging.INFO, logger="carbonkit_intensity_dk.provider"):
         with pytest.raises(IntensityUnavailable) as info:
             dk.current("DK-DK1")
-    assert "HTTP 429: 'Max allowed requests per 10 seconds" in str(info.value)
+    assert "rate limited (HTTP 429 with a text body: 'Max allowed requests per 10 seconds" in str(info.value)
     assert "not calling again until 2024-11-05T13:32:30Z" in str(info.value)
     assert isinstance(info.value.__cause__, httpx.HTTPStatusError)
     assert dk.banned_until == NOW + timedelta(minutes=5)
@@ -380,7 +494,7 @@ def test_429_bans_for_five_minutes_then_retries(eds: FakeEDS, caplog: pytest.Log
     clock[0] = NOW + timedelta(minutes=5)
     eds.expect(
         "/dataset/CO2Emis",
-        {"start": "2024-11-05T11:30", "end": "2024-11-05T13:35", "timezone": "UTC"},
+        {"start": "2024-11-05T11:30", "end": "2024-11-05T13:35", "timezone": "UTC", "limit": "74"},
         content=body("co2emis_window.json"),
     )
     assert dk.current("DK-DK1").g_per_kwh == 147.0

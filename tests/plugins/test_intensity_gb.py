@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import carbonkit
-import carbonkit.hookspecs
-import carbonkit_intensity_gb
 import httpx
 import pluggy
 import pytest
+
+import carbonkit
+import carbonkit.hookspecs
+import carbonkit_intensity_gb
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
 from carbonkit_intensity_gb import CarbonIntensityGBProvider, outward_code, parse_regional
 
@@ -263,7 +264,7 @@ def test_http_500_error_json(api: FakeAPI) -> None:
 def test_http_502_html_body(api: FakeAPI) -> None:
     """An HTML error page is reported by status and its first bytes."""
     api.expect("/intensity", status=502, content=body("error_502.html"))
-    with pytest.raises(IntensityUnavailable, match=r"HTTP 502: '<html>\\r\\n<head><title>502 Bad Gateway"):
+    with pytest.raises(IntensityUnavailable, match=r"HTTP 502 with an HTML body: '<html>\\r\\n<head><title>502 Bad Gateway"):
         provider(api).current("GB")
 
 
@@ -303,7 +304,7 @@ def test_429_backs_off(api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     gb = provider(api, now=lambda: clock[0])
     api.expect("/intensity", status=429, content=b"Too Many Requests", headers={"Retry-After": "120"})
     with caplog.at_level(logging.INFO, logger="carbonkit_intensity_gb.provider"):
-        with pytest.raises(IntensityUnavailable, match=r"HTTP 429: 'Too Many Requests'.*until 2024-11-05T13:12:00Z"):
+        with pytest.raises(IntensityUnavailable, match=r"HTTP 429 with a text body: 'Too Many Requests'.*until 2024-11-05T13:12:00Z"):
             gb.current("GB")
     clock[0] = NOW + timedelta(seconds=119)
     with pytest.raises(IntensityUnavailable, match="rate limited"):
@@ -312,6 +313,18 @@ def test_429_backs_off(api: FakeAPI, caplog: pytest.LogCaptureFixture) -> None:
     clock[0] = NOW + timedelta(seconds=120)
     api.expect("/intensity", content=body("intensity.json"))
     assert gb.current("GB").g_per_kwh == 176.0
+
+
+def test_request_bounds_and_backoff_come_from_the_core(api: FakeAPI) -> None:
+    """Requests go through carbonkit.http: its Backoff, and max_bytes refusing a large body."""
+    import carbonkit.http
+
+    assert carbonkit_intensity_gb.Backoff is carbonkit.http.Backoff
+    api.expect("/intensity/2024-11-05T13:01Z/fw48h", content=body("regional_intensity_fw48h_regionid_13.json"))
+    with pytest.raises(IntensityUnavailable, match=r"^Carbon Intensity API /intensity/2024-11-05T13:01Z/fw48h: body over the limit of 4 KiB"):
+        provider(api, max_bytes=4096).forecast("GB", at(13), at(14))
+    with pytest.raises(ConfigError, match="max_bytes must be a whole number of bytes >= 1024, got 10"):
+        provider(api, max_bytes=10)
 
 
 def test_unknown_zone(api: FakeAPI) -> None:
@@ -395,7 +408,7 @@ def test_hook_providers_share_rate_limit(clean_env: pytest.MonkeyPatch) -> None:
     fake.expect("/regional/postcode/RG10", status=429, content=b"")
     with pytest.raises(IntensityUnavailable, match="HTTP 429"):
         regional.current("GB")
-    expected = r"rate limited \(HTTP 429: ''\); not calling again until 2024-11-05T13:15:00Z"
+    expected = r"rate limited \(HTTP 429 with an empty body\); not calling again until 2024-11-05T13:15:00Z"
     with pytest.raises(IntensityUnavailable, match=expected):
         national.current("GB")
     assert len(fake.requests) == 1

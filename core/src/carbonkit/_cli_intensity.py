@@ -1,49 +1,107 @@
-"""``carbonkit intensity ZONE [--forecast HOURS] [--json]``: the intensity in force, and ahead.
+"""``carbonkit intensity ZONE [--forecast HOURS] [--timeout SECONDS] [--json]``: the intensity in
+force, and ahead.
 
 Providers are chosen as a tracker chooses them (the one named by
 ``CARBONKIT_INTENSITY_PROVIDER``, else the highest priority covering the zone) and tried in
 order; the built-in world average is the last resort. The command exits 0 when it fell back to a
 static value (and says so), and 2 only when the zone is unknown or the arguments are invalid.
+
+``--timeout`` (default 30 s) bounds the whole command: every request made through
+:mod:`carbonkit.http` stops at it, and once it has passed no request is sent, so a slow server
+makes the command fall back to the static table (saying why) on time. A provider that does its
+own I/O and ignores the deadline cannot hold the command either: if the answer is not there
+:data:`GRACE_S` seconds after the deadline, the command says which provider was still running
+and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .errors import ConfigError, UnknownZoneError
 
+#: Default of ``--timeout``, seconds.
+DEFAULT_TIMEOUT_S = 30.0
+#: Seconds after ``--timeout`` before the command gives up on a provider that ignores it.
+GRACE_S = 5.0
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``carbonkit intensity`` to the ``carbonkit`` parser."""
     p = sub.add_parser("intensity", help="carbon intensity now (and ahead) in a zone")
     p.add_argument("zone", help="zone code such as DK-DK1, DK-DK2, GB, SE-SE3, FR, WORLD")
     p.add_argument("--forecast", type=float, metavar="HOURS", help="also the forecast for the next HOURS")
+    p.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"answer within this many seconds in all, falling back to static values (default {DEFAULT_TIMEOUT_S:g})",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, last on stdout")
     p.set_defaults(func=run)
 
 
+def _timeout(text: str) -> float:
+    """``--timeout``: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (such as 30 or 2.5), got {text!r}")
+    return value
+
+
 def _sample_dict(sample: Any, provider: str) -> dict[str, Any]:
-    data = sample.to_dict()
+    data: dict[str, Any] = sample.to_dict()
     data["provider"] = provider
     return data
 
 
-def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = None) -> dict[str, Any]:
+def query(
+    zone: str,
+    hours: float | None,
+    http_client: Any = None,
+    pm: Any = None,
+    timeout_s: float | None = None,
+    step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Return the command's JSON object for ``zone``.
 
+    :param timeout_s: Overall deadline for every request made through :mod:`carbonkit.http`
+        (None: each request's own deadline only).
+    :param step: Called with what is being done (``"intensity_dk:energidataservice.current"``).
     :raises UnknownZoneError: when no provider knows the zone (every answer is the world average).
     """
+    from .http import overall_deadline
+
+    if hours is not None and not 0 < hours <= 24 * 14:
+        raise ConfigError(f"--forecast must be a number of hours between 0 and 336, got {hours!r}")
+    if timeout_s is None:
+        return _query(zone, hours, http_client, pm, step or _ignore)
+    with overall_deadline(timeout_s, f"--timeout {timeout_s:g}"):
+        return _query(zone, hours, http_client, pm, step or _ignore)
+
+
+def _ignore(what: str) -> None:
+    pass
+
+
+def _query(zone: str, hours: float | None, http_client: Any, pm: Any, step: Callable[[str], None]) -> dict[str, Any]:
     from ._http import default_http_client
     from .config import Config
     from .default_plugins.constant_intensity import WorldAverage
     from .plugins import collect_intensity_providers, make_plugin_manager, ordered_providers
 
-    if hours is not None and not 0 < hours <= 24 * 14:
-        raise ConfigError(f"--forecast must be a number of hours between 0 and 336, got {hours!r}")
+    step("loading the plugins")
     config = Config.from_env(location=zone)
     zone = config.location or "WORLD"
     pm = pm or make_plugin_manager()
@@ -57,6 +115,7 @@ def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = Non
         warnings: list[str] = []
         current = answered = None
         for provider in chain:
+            step(f"{provider.name}.current({zone})")
             try:
                 sample = provider.current(zone)
                 if sample is None:
@@ -66,7 +125,9 @@ def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = Non
                 continue
             current, answered = sample, provider
             break
-        assert current is not None and answered is not None  # the world average always answers
+        # the world average always answers
+        assert current is not None
+        assert answered is not None
         if zone != "WORLD" and current.zone == "WORLD" and not any(zone in p.zones for p in chain):
             raise UnknownZoneError(
                 f"zone {zone!r} is not known to any installed provider (only the world average "
@@ -83,6 +144,7 @@ def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = Non
             now = datetime.now(timezone.utc)
             end = now + timedelta(hours=hours)
             for provider in [answered, *[p for p in chain if p is not answered]]:
+                step(f"{provider.name}.forecast({zone})")
                 try:
                     samples = list(provider.forecast(zone, now, end) or ())
                 except Exception as exc:
@@ -90,7 +152,12 @@ def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = Non
                     continue
                 if samples:
                     forecast = [_sample_dict(s, provider.name) for s in samples]
-                    last = samples[-1]
+                    first, last = samples[0], samples[-1]
+                    if first.time > now + timedelta(minutes=1):
+                        warnings.append(
+                            f"the forecast of {provider.name} starts at {first.time.isoformat()}, "
+                            f"later than the {now.isoformat(timespec='seconds')} asked"
+                        )
                     covered = last.time + timedelta(seconds=last.period_s or 0)
                     if covered < end - timedelta(minutes=1):
                         warnings.append(
@@ -113,13 +180,38 @@ def query(zone: str, hours: float | None, http_client: Any = None, pm: Any = Non
 
 
 def run(args: argparse.Namespace) -> int:
-    data = query(args.zone, args.forecast)
+    timeout_s = float(getattr(args, "timeout", DEFAULT_TIMEOUT_S))
+    outcome: dict[str, Any] = {}
+    doing = ["starting"]
+
+    def work() -> None:
+        try:
+            outcome["data"] = query(args.zone, args.forecast, timeout_s=timeout_s, step=doing.append)
+        except BaseException as exc:  # handed to the main thread as it is
+            outcome["error"] = exc
+
+    # The query runs on a daemon thread so that a provider ignoring the deadline cannot hold
+    # the command past it: the process exits and the thread with it.
+    worker = threading.Thread(target=work, name="carbonkit-intensity", daemon=True)
+    worker.start()
+    worker.join(timeout_s + GRACE_S)
+    if worker.is_alive():
+        sys.stderr.write(
+            f"carbonkit: error: no answer within --timeout {timeout_s:g} s (and {GRACE_S:g} s of grace): "
+            f"still running {doing[-1]}, which does not keep to the deadline; try again later, or pick "
+            "another provider with CARBONKIT_INTENSITY_PROVIDER\n"
+        )
+        return 1
+    if "error" in outcome:
+        raise outcome["error"]
+    data = outcome["data"]
     if args.json:
         sys.stdout.write(json.dumps(data, allow_nan=False) + "\n")
         return 0
     cur = data["current"]
     year = f", {cur['year']}" if cur.get("year") else ""
-    print(f"{data['zone']}: {cur['g_per_kwh']:.1f} gCO2eq/kWh ({cur['kind']}{year}; {cur['source']}; via {cur['provider']})")
+    value = f"{cur['g_per_kwh']:.1f} gCO2eq/kWh"
+    print(f"{data['zone']}: {value} ({cur['kind']}{year}; {cur['source']}; via {cur['provider']})")
     print(f"  at {cur['time']}")
     for w in data["warnings"]:
         print(f"  note: {w}")

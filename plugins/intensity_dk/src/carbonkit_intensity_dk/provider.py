@@ -1,15 +1,19 @@
 """Energi Data Service client: requests, payload parsing and the intensity provider.
 
 Requests (all ``GET {base}/dataset/{dataset}``, times in UTC as ``yyyy-MM-ddTHH:mm`` with
-``timezone=UTC``, ``start`` inclusive and ``end`` exclusive)::
+``timezone=UTC``, ``start`` inclusive and ``end`` exclusive, and an explicit ``limit``)::
 
-    /dataset/CO2Emis?start=2024-11-05T11:30&end=2024-11-05T13:35&timezone=UTC
-    /dataset/CO2EmisProg?start=2024-11-05T13:00&end=2024-11-05T14:00&timezone=UTC
+    /dataset/CO2Emis?start=2024-11-05T11:30&end=2024-11-05T13:35&timezone=UTC&limit=74
+    /dataset/CO2EmisProg?start=2024-11-05T13:00&end=2024-11-05T14:00&timezone=UTC&limit=48
 
-No ``filter`` parameter is sent: there are two price areas, so a window for both is as small as
-a window for one, one response serves ``DK-DK1``, ``DK-DK2`` and ``DK``, and requests carrying
-``filter=`` were blocked (HTTP 403) during at least one firewall incident. Areas are selected
-here instead. No ``sort`` either: rows are keyed by ``(Minutes5UTC, PriceArea)`` and ordered here.
+``limit`` is twice (two price areas) the number of 5-minute intervals in the window, plus an
+hour of them: every row of the window fits, also on a DST day should the service read the
+window as Danish time, so no default or server row cap cuts the answer silently, and the body
+stays small. No ``filter`` parameter is sent: there are two price areas, so a window for both is
+as small as a window for one, one response serves ``DK-DK1``, ``DK-DK2`` and ``DK``, and
+requests carrying ``filter=`` were blocked (HTTP 403) during at least one firewall incident.
+Areas are selected here instead. No ``sort`` either: rows are keyed by ``(Minutes5UTC,
+PriceArea)`` and ordered here.
 
 Response::
 
@@ -17,23 +21,30 @@ Response::
      "records": [{"Minutes5UTC": "2024-11-05T13:25:00", "Minutes5DK": "2024-11-05T14:25:00",
                   "PriceArea": "DK1", "CO2Emission": 147.000000}, ...]}
 
-``Minutes5UTC`` is UTC without an offset; ``Minutes5DK`` (Danish wall-clock time, repeated or
-skipped at DST changes) is never used.
+Rows are placed by their UTC field, ``Minutes5UTC`` (5-minute rows) or ``HourUTC`` (hourly
+rows, should a configured dataset have them), UTC without an offset. The local-time fields
+(``Minutes5DK``, ``HourDK``: Danish wall-clock time, repeated or skipped at DST changes) are
+never read, and the service is not trusted to have honoured ``timezone=UTC``: rows outside the
+UTC window asked are dropped (with one warning), and a forecast that starts later or ends
+earlier than asked, or that the service cut (``total`` above the rows returned), is logged as
+one warning on the ``carbonkit`` logger.
+
+Every request goes through :func:`carbonkit.http.get_json`: status, size limit, deadline,
+``Retry-After`` bans and error texts are handled there.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field, frozen
+
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
+from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
 
 if TYPE_CHECKING:
     import httpx
@@ -43,12 +54,14 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_FORECAST_DATASET",
     "DEFAULT_LIVE_DATASET",
+    "UTC_TIME_FIELDS",
     "EmissionRow",
     "EnergiDataServiceProvider",
     "parse_records",
 ]
 
 _logger = logging.getLogger(__name__)
+_warnings = logging.getLogger("carbonkit")
 
 PLUGIN = "intensity_dk"
 #: The public API.
@@ -64,10 +77,11 @@ AREAS_BY_ZONE: Mapping[str, tuple[str, ...]] = {
     "DK": ("DK1", "DK2"),
 }
 PERIOD = timedelta(minutes=5)
+#: The UTC time field a row may have, first found wins, and the period its rows cover.
+UTC_TIME_FIELDS: Mapping[str, timedelta] = {"Minutes5UTC": PERIOD, "HourUTC": timedelta(hours=1)}
 #: Ban length after HTTP 429 when the response names none: the API guide's 5-minute ban.
 DEFAULT_BAN = timedelta(minutes=5)
 _TIME_FORMAT = "%Y-%m-%dT%H:%M"
-_BODY_PREVIEW = 200
 
 
 # -------------------------------------------------------------------------------------------
@@ -77,27 +91,33 @@ _BODY_PREVIEW = 200
 
 @frozen
 class EmissionRow:
-    """One 5-minute row of ``CO2Emis`` or ``CO2EmisProg``.
+    """One row of ``CO2Emis`` or ``CO2EmisProg`` (5-minute), or of an hourly dataset.
 
-    :param time: Start of the 5-minute interval, UTC (from ``Minutes5UTC``).
+    :param time: Start of the interval, UTC (from ``Minutes5UTC``, else ``HourUTC``).
     :param area: Price area, ``"DK1"`` or ``"DK2"``.
     :param g_per_kwh: ``CO2Emission``: grams CO2 per kWh consumed.
+    :param period: Length of the interval: 5 minutes, or 1 hour for ``HourUTC`` rows.
     """
 
     time: datetime
     area: str
     g_per_kwh: float
+    period: timedelta = PERIOD
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> EmissionRow | None:
         """Parse one record; None when its ``CO2Emission`` is null (no value published).
 
+        The time comes from the UTC field only; ``Minutes5DK``/``HourDK`` are ignored.
         :raises ValueError: a key is missing or a value has the wrong type.
         """
         if not isinstance(record, Mapping):
             raise ValueError(f"record is not an object: {record!r}")
+        time_field = next((name for name in UTC_TIME_FIELDS if name in record), None)
+        if time_field is None:
+            raise ValueError(f"record has no UTC time field ({' or '.join(UTC_TIME_FIELDS)}): {dict(record)!r}")
         try:
-            raw_time, area, value = record["Minutes5UTC"], record["PriceArea"], record["CO2Emission"]
+            raw_time, area, value = record[time_field], record["PriceArea"], record["CO2Emission"]
         except KeyError as exc:
             raise ValueError(f"record lacks {exc}: {dict(record)!r}") from exc
         if value is None:
@@ -105,12 +125,12 @@ class EmissionRow:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"CO2Emission is not a number >= 0: {value!r}")
         if not isinstance(area, str) or not isinstance(raw_time, str):
-            raise ValueError(f"record has a non-string PriceArea or Minutes5UTC: {dict(record)!r}")
-        return cls(time=parse_utc(raw_time), area=area, g_per_kwh=float(value))
+            raise ValueError(f"record has a non-string PriceArea or {time_field}: {dict(record)!r}")
+        return cls(time=parse_utc(raw_time), area=area, g_per_kwh=float(value), period=UTC_TIME_FIELDS[time_field])
 
 
 def parse_utc(text: str) -> datetime:
-    """Parse a ``Minutes5UTC`` value (``"2024-11-05T13:25:00"``, no offset) as UTC.
+    """Parse a ``Minutes5UTC``/``HourUTC`` value (``"2024-11-05T13:25:00"``, no offset) as UTC.
 
     :raises ValueError: not an ISO 8601 date-time.
     """
@@ -121,8 +141,8 @@ def parse_utc(text: str) -> datetime:
 
 
 def parse_records(payload: Any) -> list[EmissionRow]:
-    """Return the rows of a dataset response, keyed and de-duplicated by
-    ``(Minutes5UTC, PriceArea)`` (the first of duplicates wins), oldest first.
+    """Return the rows of a dataset response, keyed and de-duplicated by their UTC time and
+    ``PriceArea`` (the first of duplicates wins), oldest first.
 
     :raises ValueError: the payload is not the ``{"records": [...]}`` envelope, or a row is bad.
     """
@@ -144,16 +164,16 @@ def parse_records(payload: Any) -> list[EmissionRow]:
     return sorted(rows.values(), key=lambda r: (r.time, r.area))
 
 
-def combine(rows: Iterable[EmissionRow], areas: Sequence[str]) -> list[tuple[datetime, float]]:
-    """Return ``(interval start, value)`` for every interval where all ``areas`` have a row,
-    oldest first. One area: its value. Several: their unweighted mean."""
-    by_time: dict[datetime, dict[str, float]] = {}
+def combine(rows: Iterable[EmissionRow], areas: Sequence[str]) -> list[tuple[datetime, timedelta, float]]:
+    """Return ``(interval start, length, value)`` for every interval where all ``areas`` have
+    a row, oldest first. One area: its value. Several: their unweighted mean."""
+    by_time: dict[tuple[datetime, timedelta], dict[str, float]] = {}
     for row in rows:
         if row.area in areas:
-            by_time.setdefault(row.time, {})[row.area] = row.g_per_kwh
+            by_time.setdefault((row.time, row.period), {})[row.area] = row.g_per_kwh
     return [
-        (time, sum(values[a] for a in areas) / len(areas))
-        for time, values in sorted(by_time.items())
+        (time, period, sum(values[a] for a in areas) / len(areas))
+        for (time, period), values in sorted(by_time.items())
         if all(a in values for a in areas)
     ]
 
@@ -190,6 +210,12 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%MZ")
 
 
+def _row_limit(start: datetime, end: datetime) -> int:
+    """The ``limit`` sent for ``[start, end)``: two areas times the 5-minute intervals, plus
+    an hour of them (a DST day read in Danish time has an hour more)."""
+    return 2 * (math.ceil((end - start) / PERIOD) + 12)
+
+
 def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ConfigError(
@@ -212,9 +238,11 @@ def _strip_slash(value: str) -> str:
     return value.rstrip("/") if isinstance(value, str) else value
 
 
-def _preview(content: bytes) -> str:
-    text = content[:_BODY_PREVIEW].decode("utf-8", errors="replace")
-    return repr(text) + ("..." if len(content) > _BODY_PREVIEW else "")
+@define
+class _Answer:
+    rows: list[EmissionRow]
+    returned: int  # records in the response
+    total: int | None  # the response's "total": rows matching the query, ignoring limit
 
 
 @define(kw_only=True)
@@ -232,6 +260,9 @@ class EnergiDataServiceProvider:
     :param forecast_dataset: Dataset read by :meth:`forecast`.
     :param live_lookback: How far back :meth:`current` looks for the newest row; older data
         counts as none. The dataset is updated every 15 to 60 minutes.
+    :param max_bytes: Largest response body accepted, after decompression (default 4 MiB; a
+        14-day forecast window is about 1 MiB).
+    :param deadline_s: Seconds one request may take in all (default 20).
     """
 
     name: ClassVar[str] = f"{PLUGIN}:energidataservice"
@@ -244,20 +275,21 @@ class EnergiDataServiceProvider:
     live_dataset: str = field(default=DEFAULT_LIVE_DATASET, validator=_check_dataset)
     forecast_dataset: str = field(default=DEFAULT_FORECAST_DATASET, validator=_check_dataset)
     live_lookback: timedelta = field(default=timedelta(hours=2), validator=_check_lookback)
-    _banned_until: datetime | None = field(default=None, init=False)
-    _ban_reason: str = field(default="", init=False)
-    _lock: threading.Lock = field(factory=threading.Lock, init=False, repr=False)
+    max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
+    deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
+    _backoff: Backoff = field(factory=Backoff, init=False, repr=False)
+    _warned: set[str] = field(factory=set, init=False, repr=False)
 
     @property
     def banned_until(self) -> datetime | None:
         """End of the current rate-limit ban (UTC), or None when not banned."""
-        return self._banned_until
+        return self._backoff.until
 
     # -- protocol ---------------------------------------------------------------------------
 
     def current(self, zone: str) -> IntensitySample:
         """Return the newest 5-minute ``CO2Emis`` value for ``zone`` within ``live_lookback``
-        (rows outside the requested window, should the API send any, are ignored).
+        (rows outside the requested UTC window, should the API send any, are ignored).
 
         For ``DK`` it is the mean of DK1 and DK2 for the newest interval both areas have.
         :raises UnknownZoneError: ``zone`` is not ``DK-DK1``, ``DK-DK2`` or ``DK``.
@@ -267,8 +299,8 @@ class EnergiDataServiceProvider:
         now = _aware(self.now(), "now()")
         start = _floor(now) - self.live_lookback
         end = _floor(now) + PERIOD
-        rows = self._fetch(self.live_dataset, start, end, zone)
-        values = [(t, v) for t, v in combine(rows, areas) if start <= t < end]  # rows outside: ignored
+        answer = self._fetch(self.live_dataset, start, end, zone)
+        values = self._inside(answer, areas, start, end, self.live_dataset)
         if not values:
             raise IntensityUnavailable(
                 f"Energi Data Service {self.live_dataset}: no records for {self._what(areas)} "
@@ -276,13 +308,20 @@ class EnergiDataServiceProvider:
                 provider=self.name,
                 zone=zone,
             )
-        time, value = values[-1]
-        return self._sample(time, value, zone, areas, self.live_dataset, "live")
+        if answer.total is not None and answer.total > answer.returned:
+            self._warn_once(
+                f"live-cut:{self.live_dataset}",
+                f"Energi Data Service {self.live_dataset}: the response holds {answer.returned} of "
+                f"{answer.total} rows (cut by a row limit); the newest value may be missing",
+            )
+        time, period, value = values[-1]
+        return self._sample(time, period, value, zone, areas, self.live_dataset, "live")
 
     def forecast(self, zone: str, start: datetime, end: datetime) -> list[IntensitySample]:
         """Return ``CO2EmisProg`` samples for the 5-minute intervals overlapping
         ``[start, end)``, oldest first (possibly fewer than asked: the forecast reaches at
-        least 9 hours ahead). Empty when ``end <= start``.
+        least 9 hours ahead; a shortfall is logged as one warning on the ``carbonkit`` logger
+        per zone and kind of shortfall). Empty when ``end <= start``.
 
         :raises IntensityUnavailable: the request failed, was rate limited, or found no rows.
         """
@@ -292,8 +331,8 @@ class EnergiDataServiceProvider:
         if end <= start:
             return []
         window_start, window_end = _floor(start), _ceil(end)
-        rows = self._fetch(self.forecast_dataset, window_start, window_end, zone)
-        values = [(t, v) for t, v in combine(rows, areas) if window_start <= t < window_end]
+        answer = self._fetch(self.forecast_dataset, window_start, window_end, zone)
+        values = self._inside(answer, areas, window_start, window_end, self.forecast_dataset)
         if not values:
             raise IntensityUnavailable(
                 f"Energi Data Service {self.forecast_dataset}: no records for {self._what(areas)} "
@@ -301,15 +340,8 @@ class EnergiDataServiceProvider:
                 provider=self.name,
                 zone=zone,
             )
-        if values[-1][0] + PERIOD < window_end:
-            _logger.debug(
-                "%s forecast for %s ends at %s, before the requested %s",
-                self.forecast_dataset,
-                zone,
-                _iso(values[-1][0] + PERIOD),
-                _iso(window_end),
-            )
-        return [self._sample(t, v, zone, areas, self.forecast_dataset, "forecast") for t, v in values]
+        self._check_coverage(answer, values, zone, window_start, window_end)
+        return [self._sample(t, p, v, zone, areas, self.forecast_dataset, "forecast") for t, p, v in values]
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -328,7 +360,14 @@ class EnergiDataServiceProvider:
         return " and ".join(areas) if len(areas) > 1 else areas[0]
 
     def _sample(
-        self, time: datetime, value: float, zone: str, areas: Sequence[str], dataset: str, kind: str
+        self,
+        time: datetime,
+        period: timedelta,
+        value: float,
+        zone: str,
+        areas: Sequence[str],
+        dataset: str,
+        kind: str,
     ) -> IntensitySample:
         label = areas[0] if len(areas) == 1 else f"mean of {' and '.join(areas)}"
         return IntensitySample(
@@ -337,70 +376,93 @@ class EnergiDataServiceProvider:
             zone=zone.strip().upper(),
             source=f"Energi Data Service {dataset} ({label})",
             kind=kind,
-            period_s=PERIOD.total_seconds(),
+            period_s=period.total_seconds(),
         )
 
-    def _fetch(self, dataset: str, start: datetime, end: datetime, zone: str) -> list[EmissionRow]:
+    def _warn_once(self, key: str, message: str) -> None:
+        """One WARNING on the ``carbonkit`` logger per key and provider; repeats at DEBUG."""
+        if key in self._warned:
+            _logger.debug("%s", message)
+            return
+        self._warned.add(key)
+        _warnings.warning("%s", message)
+
+    def _inside(
+        self, answer: _Answer, areas: Sequence[str], start: datetime, end: datetime, dataset: str
+    ) -> list[tuple[datetime, timedelta, float]]:
+        """The combined values of the intervals overlapping ``[start, end)`` (UTC); rows
+        outside it are dropped with one warning (the service read the window otherwise)."""
+        values = combine(answer.rows, areas)
+        inside = [(t, p, v) for t, p, v in values if t < end and t + p > start]
+        outside = [r for r in answer.rows if not (r.time < end and r.time + r.period > start)]
+        if outside:
+            first = min(r.time for r in outside)
+            last = max(r.time for r in outside)
+            self._warn_once(
+                f"outside:{dataset}",
+                f"Energi Data Service {dataset}: {len(outside)} rows from {_iso(first)} to {_iso(last)} lie "
+                f"outside the UTC window asked ({_iso(start)} to {_iso(end)}) and are ignored; rows are "
+                "placed by their UTC time field, never by the Danish local time (the service may have "
+                "read the window as Danish time)",
+            )
+        return inside
+
+    def _check_coverage(
+        self,
+        answer: _Answer,
+        values: Sequence[tuple[datetime, timedelta, float]],
+        zone: str,
+        start: datetime,
+        end: datetime,
+    ) -> None:
+        first = values[0][0]
+        covered = values[-1][0] + values[-1][1]
+        kinds, reasons = [], []
+        cut = answer.total is not None and answer.total > answer.returned
+        if cut:
+            kinds.append("cut")
+            reasons.append(f"the response holds {answer.returned} of {answer.total} rows (cut by a row limit)")
+        if first > start:
+            kinds.append("start")
+            reasons.append("it starts late")
+        if covered < end:
+            kinds.append("end")
+            reasons.append("it ends early" + ("" if cut else " (the published forecast ends there)"))
+        missing = round((covered - first) / values[0][1]) - len(values)
+        if missing > 0:
+            kinds.append("gaps")
+            reasons.append(f"{missing} intervals are missing inside it")
+        if kinds:
+            self._warn_once(
+                f"coverage:{zone}:{'+'.join(kinds)}",
+                f"Energi Data Service {self.forecast_dataset}: the forecast for {zone} covers {_iso(first)} "
+                f"to {_iso(covered)}, not all of {_iso(start)} to {_iso(end)} asked: {'; '.join(reasons)}",
+            )
+
+    def _fetch(self, dataset: str, start: datetime, end: datetime, zone: str) -> _Answer:
         """GET one dataset window and parse it; every failure becomes IntensityUnavailable."""
-        import httpx
-
-        url = f"{self.base_url}/dataset/{dataset}"
-        params = {"start": _fmt(start), "end": _fmt(end), "timezone": "UTC"}
         where = f"Energi Data Service {dataset}"
-
-        def unavailable(message: str) -> IntensityUnavailable:
-            return IntensityUnavailable(f"{where}: {message}", provider=self.name, zone=zone)
-
-        now = _aware(self.now(), "now()")
-        with self._lock:
-            if self._banned_until is not None and now < self._banned_until:
-                raise unavailable(
-                    f"rate limited ({self._ban_reason}); not calling again until {_iso_s(self._banned_until)}"
-                )
-            self._banned_until = None
+        params = {"start": _fmt(start), "end": _fmt(end), "timezone": "UTC", "limit": str(_row_limit(start, end))}
+        payload = get_json(
+            self.client,
+            f"{self.base_url}/dataset/{dataset}",
+            params=params,
+            provider=self.name,
+            zone=zone,
+            what=where,
+            backoff=self._backoff,
+            now=_aware(self.now(), "now()"),
+            max_bytes=self.max_bytes,
+            deadline_s=self.deadline_s,
+            default_ban_s=DEFAULT_BAN.total_seconds(),
+        )
         try:
-            response = self.client.get(url, params=params)
-        except httpx.TimeoutException as exc:
-            raise unavailable(f"request timed out ({type(exc).__name__}: {exc})") from exc
-        except httpx.HTTPError as exc:
-            raise unavailable(f"request failed ({type(exc).__name__}: {exc})") from exc
-        try:
-            response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            status = f"HTTP {response.status_code}: {_preview(response.content)}"
-            if response.status_code == 429:
-                until = now + _retry_after(response, now)
-                with self._lock:
-                    self._banned_until, self._ban_reason = until, status
-                _logger.info("%s rate limited; no request until %s", where, _iso_s(until))
-                raise unavailable(f"rate limited ({status}); not calling again until {_iso_s(until)}") from exc
-            raise unavailable(status) from exc
-        if not response.content.strip():
-            raise unavailable(f"HTTP {response.status_code} with an empty body")
-        try:
-            payload = json.loads(response.content)
+            rows = parse_records(payload)
         except ValueError as exc:
-            raise unavailable(f"body is not JSON ({exc}): {_preview(response.content)}") from exc
-        try:
-            return parse_records(payload)
-        except ValueError as exc:
-            raise unavailable(f"unexpected payload: {exc}") from exc
-
-
-def _iso_s(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _retry_after(response: httpx.Response, now: datetime) -> timedelta:
-    """The ban length: the ``Retry-After`` header (seconds or HTTP date) if usable, else 5 min."""
-    raw = response.headers.get("Retry-After", "").strip()
-    if raw.isdigit():
-        return max(timedelta(seconds=int(raw)), timedelta(seconds=1))
-    if raw:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None and when.tzinfo is not None and when > now:
-            return when - now
-    return DEFAULT_BAN
+            raise IntensityUnavailable(f"{where}: unexpected payload: {exc}", provider=self.name, zone=zone) from exc
+        total = payload.get("total")
+        return _Answer(
+            rows=rows,
+            returned=len(payload["records"]),
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )

@@ -26,22 +26,32 @@ A period is ``{"from": "2024-11-05T12:30Z", "to": "2024-11-05T13:00Z", "intensit
 {"forecast": 182, "actual": 176 | null, "index": "moderate"}}``; regional periods have no
 ``actual``. Errors: ``{"error": {"code": "400 Bad Request", "message": "..."}}``; an unknown
 postcode, a window beyond the horizon or an outage can give HTTP 200 with ``{}``.
+
+Every request goes through :func:`carbonkit.http.get_json` (status, size limit, deadline,
+``Retry-After`` bans, error texts); :class:`Backoff` is :class:`carbonkit.http.Backoff`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field, frozen
+
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
+from carbonkit.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    Backoff,
+    check_deadline,
+    check_max_bytes,
+    error_message,
+    get_json,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -70,8 +80,8 @@ REGIONAL_PRIORITY = 101
 SLOT = timedelta(minutes=30)
 #: How far ahead ``fw48h`` reaches.
 HORIZON = timedelta(hours=48)
+#: Back-off after HTTP 429 without a usable ``Retry-After`` (the API publishes no limit).
 DEFAULT_BAN = timedelta(minutes=5)
-_BODY_PREVIEW = 200
 _OUTWARD_RE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?$")
 _INWARD_RE = re.compile(r"^[0-9][A-Z]{2}$")
 
@@ -307,10 +317,6 @@ def _fmt(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _fmt_s(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _strip_slash(value: str) -> str:
     return value.rstrip("/") if isinstance(value, str) else value
 
@@ -342,36 +348,6 @@ def _check_max_age(instance: Any, attribute: Any, value: timedelta) -> None:
         raise ConfigError(f"max_age must be a timedelta of at least 30 minutes, got {value!r}")
 
 
-def _preview(content: bytes) -> str:
-    text = content[:_BODY_PREVIEW].decode("utf-8", errors="replace")
-    return repr(text) + ("..." if len(content) > _BODY_PREVIEW else "")
-
-
-def _api_error(content: bytes) -> str | None:
-    """The ``code: message`` of the API's error JSON, or None when the body is not that."""
-    try:
-        payload = json.loads(content)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, Mapping) else None
-    if isinstance(error, Mapping):
-        code, message = error.get("code"), error.get("message")
-        return f"{code}: {message}" if code else str(message)
-    if isinstance(error, str):
-        return error
-    return None
-
-
-@define
-class Backoff:
-    """Until when the API must not be called after an HTTP 429. One instance may be shared by
-    several providers calling the same API (the national and regional ones share one)."""
-
-    until: datetime | None = None
-    reason: str = ""
-    lock: threading.Lock = field(factory=threading.Lock, repr=False)
-
-
 @define(kw_only=True)
 class CarbonIntensityGBProvider:
     """Carbon intensity of electricity in Great Britain from the NESO Carbon Intensity API.
@@ -389,6 +365,9 @@ class CarbonIntensityGBProvider:
     :param max_age: :meth:`current` refuses a slot that ended longer ago than this (the API
         keeps serving the last slot it has during outages).
     :param backoff: Rate-limit state; pass one :class:`Backoff` to providers sharing the API.
+    :param max_bytes: Largest response body accepted, after decompression (default 4 MiB; a
+        regional 48-hour forecast is under 100 KB).
+    :param deadline_s: Seconds one request may take in all (default 20).
     """
 
     zones: ClassVar[frozenset[str]] = frozenset({"GB"})
@@ -400,6 +379,8 @@ class CarbonIntensityGBProvider:
     region_id: int | None = field(default=None, validator=_check_region_id)
     max_age: timedelta = field(default=timedelta(hours=2), validator=_check_max_age)
     backoff: Backoff = field(factory=Backoff, repr=False)
+    max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
+    deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
 
     @property
     def name(self) -> str:
@@ -545,63 +526,28 @@ class CarbonIntensityGBProvider:
 
     def _get(self, path: str, zone: str) -> Any:
         """GET ``path`` and decode the JSON; every failure becomes IntensityUnavailable."""
-        import httpx
-
         where = f"Carbon Intensity API {path}"
-
-        def unavailable(message: str) -> IntensityUnavailable:
-            return IntensityUnavailable(f"{where}: {message}", provider=self.name, zone=zone)
-
-        now = _aware(self.now(), "now()")
-        backoff = self.backoff
-        with backoff.lock:
-            if backoff.until is not None and now < backoff.until:
-                raise unavailable(f"rate limited ({backoff.reason}); not calling again until {_fmt_s(backoff.until)}")
-            backoff.until = None
-        try:
-            response = self.client.get(f"{self.base_url}{path}")
-        except httpx.TimeoutException as exc:
-            raise unavailable(f"request timed out ({type(exc).__name__}: {exc})") from exc
-        except httpx.HTTPError as exc:
-            raise unavailable(f"request failed ({type(exc).__name__}: {exc})") from exc
-        try:
-            response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            detail = _api_error(response.content)
-            status = f"HTTP {response.status_code}: " + (detail if detail is not None else _preview(response.content))
-            if response.status_code == 429:
-                until = now + _retry_after(response, now)
-                with backoff.lock:
-                    backoff.until, backoff.reason = until, status
-                _logger.info("%s rate limited; no request until %s", where, _fmt_s(until))
-                raise unavailable(f"rate limited ({status}); not calling again until {_fmt_s(until)}") from exc
-            raise unavailable(status) from exc
-        if not response.content.strip():
-            raise unavailable(f"HTTP {response.status_code} with an empty body")
-        try:
-            payload = json.loads(response.content)
-        except ValueError as exc:
-            raise unavailable(f"body is not JSON ({exc}): {_preview(response.content)}") from exc
+        payload = get_json(
+            self.client,
+            f"{self.base_url}{path}",
+            provider=self.name,
+            zone=zone,
+            what=where,
+            backoff=self.backoff,
+            now=_aware(self.now(), "now()"),
+            max_bytes=self.max_bytes,
+            deadline_s=self.deadline_s,
+            default_ban_s=DEFAULT_BAN.total_seconds(),
+        )
         if isinstance(payload, Mapping) and "error" in payload:
-            raise unavailable(f"API error: {_api_error(response.content)}")
+            raise IntensityUnavailable(
+                f"{where}: API error: {error_message(payload) or payload['error']!r}", provider=self.name, zone=zone
+            )
         if payload == {}:
-            raise unavailable(
-                "empty response {} (the API answers so for an unknown postcode, a window beyond "
-                "the forecast horizon, or during an outage)"
+            raise IntensityUnavailable(
+                f"{where}: empty response {{}} (the API answers so for an unknown postcode, a window beyond "
+                "the forecast horizon, or during an outage)",
+                provider=self.name,
+                zone=zone,
             )
         return payload
-
-
-def _retry_after(response: httpx.Response, now: datetime) -> timedelta:
-    """Back-off length: the ``Retry-After`` header (seconds or HTTP date) if usable, else 5 min."""
-    raw = response.headers.get("Retry-After", "").strip()
-    if raw.isdigit():
-        return max(timedelta(seconds=int(raw)), timedelta(seconds=1))
-    if raw:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None and when.tzinfo is not None and when > now:
-            return when - now
-    return DEFAULT_BAN
