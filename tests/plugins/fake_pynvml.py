@@ -11,6 +11,11 @@ real module's names, argument names, return types and units, and its error class
 - ``nvmlDeviceGetTotalEnergyConsumption`` returns integer millijoules since "driver load";
   ``nvmlDeviceGetPowerUsage`` returns integer milliwatts; both raise ``NVMLError_NotSupported``
   where the GPU has no such sensor (pre-Volta GPUs have no energy counter).
+- ``nvmlDeviceGetPowerManagementLimitConstraints`` returns ``[minLimit, maxLimit]``, a list of
+  two integers in milliwatts, as nvidia-ml-py builds it from the C call's two ``unsigned int``
+  outputs; it raises ``NVMLError_NotSupported`` where the GPU has no power management (NVML
+  API reference: "For Kepler or newer fully supported devices", NVML_ERROR_NOT_SUPPORTED "if
+  the device does not support this feature").
 - ``nvmlInit`` is reference counted and ``nvmlShutdown`` without a matching init raises
   ``NVMLError_Uninitialized``; every device call outside an init raises it too.
 - A lost GPU (``FakeGpu.lost = True``) raises ``NVMLError_GpuIsLost`` from every device call.
@@ -195,6 +200,8 @@ class FakeGpu:
     :param processes_supported: Whether the running-process queries work.
     :param lost: Whether the GPU has fallen off the bus (every device call raises GpuIsLost).
     :param compute_capability: As ``nvmlDeviceGetCudaComputeCapability`` returns it.
+    :param power_limits_mw: ``(minLimit, maxLimit)`` of the power management limit, milliwatts
+        (H100 SXM5: 200 W to 700 W), or None when the GPU does not support power management.
     """
 
     name: str = "NVIDIA H100 80GB HBM3"
@@ -212,6 +219,7 @@ class FakeGpu:
     processes_supported: bool = True
     lost: bool = False
     compute_capability: tuple[int, int] = (9, 0)
+    power_limits_mw: tuple[int, int] | None = (200_000, 700_000)
 
     def __post_init__(self) -> None:
         if not self.uuid:
@@ -418,6 +426,14 @@ class FakePynvml(ModuleType):
         if isinstance(handle, FakeMigHandle) or not gpu.power_sensor:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return int(round(gpu.power_at(self.time_s) * 1000.0))
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: object) -> list[int]:
+        self._call("nvmlDeviceGetPowerManagementLimitConstraints")
+        _, gpu = self._gpu(handle)
+        if isinstance(handle, FakeMigHandle) or gpu.power_limits_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        low, high = gpu.power_limits_mw
+        return [low, high]
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: object) -> list[FakeProcessInfo]:
         self._call("nvmlDeviceGetComputeRunningProcesses")

@@ -6,11 +6,12 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
+import pluggy
+import pytest
+
 import carbonkit
 import carbonkit.hookspecs
 import carbonkit_cpu_estimate
-import pluggy
-import pytest
 from carbonkit import Config, ConfigError, Unavailable
 from carbonkit_cpu_estimate import (
     DEFAULT_IDLE_FRACTION,
@@ -375,6 +376,24 @@ def test_sources_satisfy_the_protocol() -> None:
         assert (source.component, source.method, source.kind) == (component, "estimated", "power")
 
 
+def test_each_source_exposes_a_sensible_max_power_w() -> None:
+    """max_power_w is 1.5 x the model's largest output: TDP at full load, all memory in use for DRAM;
+    no reading of the model reaches it, so only a faulty source would be rejected."""
+    times = FakeCpuTimes(cpus=2)
+    cpu = CpuEstimate(tdp_w=120.0, tdp_source="test", cpu_times=times)
+    dram = DramEstimate(virtual_memory=lambda: svmem(64 * GIB, 0, 100.0, 64 * GIB, 0))
+    assert cpu.max_power_w == pytest.approx(180.0)
+    assert dram.max_power_w == pytest.approx(64 * DRAM_W_PER_GIB * 1.5)
+    times.run(2.0, 1.0)  # full load: the model's largest reading
+    (cpu_w,), (dram_w,) = cpu.read(), dram.read()
+    assert cpu_w == pytest.approx(120.0) and cpu_w < cpu.max_power_w
+    assert dram_w == pytest.approx(64 * DRAM_W_PER_GIB) and dram_w < dram.max_power_w
+    # The ceiling follows the TDP that was resolved (here the user's setting, per package x 2).
+    two_sockets = CpuInfo(model_name="AMD EPYC", sockets=2, physical_cores=8, logical_cpus=16)
+    (source,) = build_sources(Config(), two_sockets, environ={"CARBONKIT_CPU_TDP_W": "95"}, cpu_times=times)
+    assert source.max_power_w == pytest.approx(2 * 95.0 * 1.5)
+
+
 # --- DRAM ---------------------------------------------------------------------------------
 
 
@@ -480,3 +499,16 @@ def test_hook_register_power_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     (result,) = pm.hook.register_power_sources(config=Config(options={"cpu_estimate.dram": "1"}))
     assert [s.name for s in result] == ["cpu_estimate:cpu", "cpu_estimate:dram"]
     assert result[0].tdp_source.startswith(("table: ", "default: "))
+
+
+def test_for_model_answers_as_the_whole_table_does(table: TdpTable) -> None:
+    """The quick partial table a run builds gives the same match as the whole table, for the
+    shipped names themselves (every 5th), as /proc/cpuinfo would print them, and for near misses."""
+    from carbonkit_cpu_estimate._tdp import _shipped_rows
+
+    names = [name for name, _, _ in _shipped_rows()[::5]]
+    names += [f"{name} CPU @ 2.10GHz" for name in names[::10]]
+    names += ["AMD EPYC 7B13", "AMD EPYC", "Apple M1 Pro", "Intel(R) Xeon(R) CPU E5-2686 @ 2.30GHz",
+              "Intel(R) Core(TM)2 Duo CPU     E8400  @ 3.00GHz", "AMD Athlon(tm) X4 860K Quad Core Processor", ""]
+    for name in names:
+        assert TdpTable.for_model(name).lookup(name) == table.lookup(name), name

@@ -66,7 +66,8 @@ def machine(**kwargs: Any) -> Any:
             FakeGpu(name=H100, uuid=UUID_0, power_w=300.0, mig_capable=True),
             FakeGpu(name=H100, uuid=UUID_1, power_w=ramp_w, mig_capable=True, mig_enabled=True,
                     mig_uuids=(MIG_1A, MIG_1B)),
-            FakeGpu(name=P100, uuid=UUID_2, power_w=old_gpu_w, energy_counter=False, compute_capability=(6, 0)),
+            FakeGpu(name=P100, uuid=UUID_2, power_w=old_gpu_w, energy_counter=False, compute_capability=(6, 0),
+                    power_limits_mw=(125_000, 250_000)),
         ],
         **kwargs,
     )
@@ -139,6 +140,7 @@ def test_fake_module_matches_real_pynvml() -> None:
         "nvmlDeviceGetIndex", "nvmlDeviceGetCudaComputeCapability", "nvmlDeviceGetMigMode",
         "nvmlDeviceGetDeviceHandleFromMigDeviceHandle", "nvmlDeviceGetTotalEnergyConsumption",
         "nvmlDeviceGetPowerUsage", "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
+        "nvmlDeviceGetPowerManagementLimitConstraints",
     ]  # fmt: skip
     for name in used:
         real_params = list(inspect.signature(getattr(pynvml, name)).parameters)
@@ -158,6 +160,12 @@ def test_fake_module_types_and_units() -> None:
     assert fake.nvmlDeviceGetPowerUsage(handle) == 300_000
     with pytest.raises(fake.NVMLError_NotSupported):
         fake.nvmlDeviceGetMigMode(handle)
+    # nvidia-ml-py returns [minLimit, maxLimit] in milliwatts (a list of two ints).
+    limits = fake.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+    assert limits == [200_000, 700_000] and all(type(v) is int for v in limits)
+    fake.gpus[0].power_limits_mw = None
+    with pytest.raises(fake.NVMLError_NotSupported):
+        fake.nvmlDeviceGetPowerManagementLimitConstraints(handle)
     fake.nvmlShutdown()
     with pytest.raises(fake.NVMLError_Uninitialized):
         fake.nvmlShutdown()
@@ -201,6 +209,29 @@ def test_summed_energy_matches_the_simulated_gpus_within_1_percent(opened: list[
     total = sum(joules) + integrated
     assert total == pytest.approx(sum(fake.true_energy_j(g, 0.0, 120.0) for g in fake.gpus), rel=0.01)
     assert joules[0] == pytest.approx(300.0 * 120.0, abs=0.002)  # constant 300 W: exact to the mJ
+
+
+def test_each_source_exposes_a_sensible_max_power_w(opened: list[Any]) -> None:
+    """max_power_w is 1.5 x the largest power limit NVML allows, per GPU, the largest over the source's GPUs."""
+    fake = machine()
+    fake.gpus[1].power_limits_mw = (200_000, 600_000)
+    energy, power = discover(fake, opened)
+    assert energy.gpu_max_power_w == pytest.approx((1.5 * 700.0, 1.5 * 600.0))
+    assert energy.max_power_w == pytest.approx(1050.0)  # H100 SXM5: up to 700 W
+    assert power.max_power_w == pytest.approx(375.0)  # P100 PCIe: up to 250 W
+    for source, gpu in ((energy, fake.gpus[0]), (power, fake.gpus[2])):
+        # Above anything the board can draw (its own limit), and a finite watts figure.
+        assert gpu.power_limits_mw[1] / 1000.0 < source.max_power_w < 10_000.0
+
+
+def test_gpu_without_power_limits_gets_the_default_ceiling(opened: list[Any]) -> None:
+    """Where NVML answers Not Supported for the power limits (or reports 0), the ceiling is 3000 W."""
+    fake = machine()
+    fake.gpus[0].power_limits_mw = None
+    fake.gpus[1].power_limits_mw = (0, 0)
+    energy = by_kind(discover(fake, opened))["energy"]
+    assert energy.gpu_max_power_w == (carbonkit_nvml.DEFAULT_MAX_POWER_W,) * 2 == (3000.0, 3000.0)
+    assert energy.max_power_w == 3000.0
 
 
 def test_read_makes_one_nvml_call_per_gpu(opened: list[Any]) -> None:
@@ -342,6 +373,10 @@ def test_real_pynvml_without_a_driver_gives_a_note(opened: list[Any]) -> None:
         pynvml.nvmlShutdown()
         sources = discover(pynvml, opened, environ={})
         assert all(isinstance(s, (NvmlSource, Unavailable)) for s in sources) and sources
+        for source in sources:
+            if isinstance(source, NvmlSource):  # a real GPU: a ceiling above its own power limit
+                assert len(source.gpu_max_power_w) == len(source.gpus)
+                assert 50.0 < source.max_power_w <= carbonkit_nvml.DEFAULT_MAX_POWER_W
 
 
 def test_no_gpu_gives_a_note(opened: list[Any]) -> None:
@@ -619,3 +654,20 @@ def test_importing_the_plugin_does_not_import_pynvml() -> None:
     code = "import sys, carbonkit_nvml; print('pynvml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_without_a_driver_the_bindings_are_not_imported(tmp_path: Path) -> None:
+    """On Linux with no trace of the NVIDIA driver, the hook says so without importing pynvml
+    (about 80 ms of every run's start)."""
+    missing = [str(tmp_path / name) for name in ("nvidiactl", "nvidia", "dxg")]
+    code = (
+        "import sys, carbonkit, carbonkit_nvml\n"
+        f"carbonkit_nvml.DRIVER_PATHS = {tuple(missing)!r}\n"
+        "(note,) = carbonkit_nvml.register_power_sources(config=carbonkit.Config())\n"
+        "print('pynvml' in sys.modules, note.reason)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, reason = out.stdout.strip().split(" ", 1)
+    if sys.platform.startswith("linux"):
+        assert imported == "False"
+        assert reason.startswith("no NVIDIA driver on this machine") and missing[0] in reason

@@ -1,4 +1,27 @@
-"""Tests of the rapl plugin against a fake powercap tree laid out as the kernel lays it out."""
+"""Tests of the rapl plugin against fake powercap trees laid out as the kernel lays them out.
+
+The layout follows the kernel's documentation and drivers:
+
+- Documentation/power/powercap/powercap.rst ("Example sysfs interface tree",
+  https://docs.kernel.org/power/powercap/powercap.html): control types under
+  /sys/devices/virtual/powercap/<control type>, zones <control type>:<n> inside them, subzones
+  <control type>:<n>:<m> nested inside their zone, each zone with ``name``, ``energy_uj``,
+  ``max_energy_range_uj``, ``enabled``, ``constraint_<j>_*`` files, a ``device`` link to its
+  parent and a ``subsystem`` link to the class; /sys/class/powercap holds a symlink to every
+  control type, zone and subzone.
+- drivers/powercap/intel_rapl_common.c: zone names ``package-<n>`` (``package-<n>-die-<m>``
+  with several dies), ``core``, ``uncore``, ``dram``, ``psys`` (``psys-<n>`` beyond package 0);
+  constraint names ``long_term``, ``short_term``, ``peak_power``; ``constraint_<j>_max_power_uw``
+  is the thermal spec power (PL1), the maximum power (PL2), twice that (PL4); and
+  ``max_energy_range_uj`` is the value of the 32-bit counter at its top, so the counter runs
+  from 0 to it inclusive.
+- drivers/powercap/intel_rapl_msr.c: AMD's counters (package, core; no power-limit registers,
+  hence no constraint files) are published under the same ``intel-rapl`` control type.
+- drivers/powercap/intel_rapl_tpmi.c: TPMI zones are per physical package, with package,
+  psys and memory (``dram``) domains; some kernels name the control type ``intel-rapl-tpmi``.
+- drivers/thermal/intel/int340x_thermal/processor_thermal_rapl.c: ``intel-rapl-mmio``, a
+  mirror of package 0 on client processors.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +30,34 @@ import logging
 import os
 from pathlib import Path
 
+import pluggy
+import pytest
+
 import carbonkit
 import carbonkit.hookspecs
 import carbonkit_rapl
-import pluggy
-import pytest
 from carbonkit import Config, MeasurementError, Unavailable
 from carbonkit_rapl import MAX_POWER_W, RaplLayout, RaplSource, RaplZone, probe
 
-#: The range real Intel packages report (about 262 kJ).
+#: The range real Intel packages report (about 262 kJ): 0xffffffff units of 2^-14 J.
 REAL_RANGE_UJ = 262_143_328_850
+#: The range AMD packages report (about 65.5 kJ): 0xffffffff units of 2^-16 J.
+AMD_RANGE_UJ = 65_532_610_987
 
 
 class FakePowercap:
     """A powercap tree: zones under devices/virtual/powercap, symlinked from class/powercap.
 
     Counters hold exact energy in joules; ``advance`` adds energy at a given power and writes
-    the counter modulo the zone's range, as the hardware does.
+    the counter as the hardware does: it runs from 0 to the zone's range inclusive, then
+    wraps to 0 (modulo range + 1).
     """
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.devices = base / "sys" / "devices" / "virtual" / "powercap"
-        self.root = base / "sys" / "class" / "powercap"
+        self.sysfs = base / "sys"
+        self.devices = self.sysfs / "devices" / "virtual" / "powercap"
+        self.root = self.sysfs / "class" / "powercap"
         self.root.mkdir(parents=True)
         self.exact_j: dict[str, float] = {}
         self.start_uj: dict[str, int] = {}
@@ -37,9 +65,10 @@ class FakePowercap:
         self.dirs: dict[str, Path] = {}
 
     def control(self, control: str) -> None:
-        (self.devices / control).mkdir(parents=True)
-        (self.devices / control / "enabled").write_text("1\n")
-        self._link(control, self.devices / control)
+        path = self.devices / control
+        path.mkdir(parents=True)
+        self._attributes(path)
+        self._link(control, path)
 
     def zone(
         self,
@@ -48,23 +77,38 @@ class FakePowercap:
         *,
         control: str = "intel-rapl",
         range_uj: int = REAL_RANGE_UJ,
+        range_file: str | None = "same",
         start_uj: int = 0,
-        max_power_uw: int | None = None,
+        max_power_uw: int | tuple[int, ...] | None = None,
+        constraints: bool = True,
     ) -> Path:
-        """Add a zone; ``intel-rapl:0:1`` nests inside ``intel-rapl:0``."""
+        """Add a zone; ``intel-rapl:0:1`` nests inside ``intel-rapl:0``.
+
+        :param range_uj: The counter's top value (it wraps after it).
+        :param range_file: What ``max_energy_range_uj`` holds: ``"same"`` for ``range_uj``, None
+            for no file, or any other text.
+        :param max_power_uw: ``constraint_<j>_max_power_uw`` for j = 0, 1...
+        :param constraints: Whether the zone has power-limit constraints at all (AMD: none).
+        """
         parent = self.devices / control
         parts = zone.split(":")
         if len(parts) == 3:
             parent = self.dirs[":".join(parts[:2])]
         path = parent / zone
         path.mkdir()
+        self._attributes(path)
+        (path / "device").symlink_to(os.path.join("..", "..", parent.name))
         (path / "name").write_text(f"{name}\n")
-        (path / "enabled").write_text("1\n")
-        (path / "max_energy_range_uj").write_text(f"{range_uj}\n")
-        (path / "constraint_0_name").write_text("long_term\n")
-        (path / "constraint_0_power_limit_uw").write_text("95000000\n")
-        if max_power_uw is not None:
-            (path / "constraint_0_max_power_uw").write_text(f"{max_power_uw}\n")
+        if range_file is not None:
+            (path / "max_energy_range_uj").write_text(f"{range_uj}\n" if range_file == "same" else range_file)
+        if constraints:
+            powers = (max_power_uw,) if isinstance(max_power_uw, int) else (max_power_uw or (None,))
+            for j, (label, power) in enumerate(zip(("long_term", "short_term", "peak_power"), powers)):
+                (path / f"constraint_{j}_name").write_text(f"{label}\n")
+                (path / f"constraint_{j}_power_limit_uw").write_text("95000000\n")
+                (path / f"constraint_{j}_time_window_us").write_text("27983872\n")
+                if power is not None:
+                    (path / f"constraint_{j}_max_power_uw").write_text(f"{power}\n")
         self.dirs[zone] = path
         self.exact_j[zone] = 0.0
         self.start_uj[zone] = start_uj
@@ -78,12 +122,25 @@ class FakePowercap:
             self.exact_j[zone] += power * seconds
             self._write(zone)
 
+    def set_raw(self, zone: str, raw: int) -> None:
+        self.counter_path(zone).write_text(f"{raw}\n")
+
+    def raw(self, zone: str) -> int:
+        return int(self.counter_path(zone).read_text())
+
     def counter_path(self, zone: str) -> Path:
         return self.dirs[zone] / "energy_uj"
 
     def _write(self, zone: str) -> None:
-        raw = (self.start_uj[zone] + round(self.exact_j[zone] * 1e6)) % self.range_uj[zone]
-        self.counter_path(zone).write_text(f"{raw}\n")
+        raw = (self.start_uj[zone] + round(self.exact_j[zone] * 1e6)) % (self.range_uj[zone] + 1)
+        self.set_raw(zone, raw)
+
+    def _attributes(self, path: Path) -> None:
+        (path / "enabled").write_text("1\n")
+        (path / "uevent").write_text("")
+        (path / "power").mkdir()
+        # A link back to the class directory: a scanner that followed every link would loop.
+        (path / "subsystem").symlink_to(os.path.relpath(self.root, path))
 
     def _link(self, name: str, target: Path) -> None:
         (self.root / name).symlink_to(os.path.relpath(target, self.root))
@@ -163,7 +220,7 @@ def test_layout_finds_subzones_listed_only_at_top_level(tmp_path: Path) -> None:
 
 
 def test_energy_is_exact_with_a_wrap(server: FakePowercap) -> None:
-    """Energy per package and per DRAM zone matches the exact figure within 1% across wraps."""
+    """Energy per package and per DRAM zone matches the exact figure across several wraps."""
     clock = Clock()
     cpu = RaplSource(root=server.root, component="cpu", zones=RaplLayout.scan(server.root).cpu, clock=clock)
     dram = RaplSource(
@@ -197,8 +254,9 @@ def test_energy_is_exact_with_a_wrap(server: FakePowercap) -> None:
     assert cpu.devices() == ["package-0", "package-1", "package-10"]
     assert dram.devices() == ["dram-0", "dram-1"]
     seconds = 40 * step
-    assert cpu_j == pytest.approx([62.5 * seconds, 118.25 * seconds, 20.0 * seconds], rel=0.01)
-    assert dram_j == pytest.approx([7.5 * seconds, 4.25 * seconds], rel=0.01)
+    # Every wrap is counted exactly: the totals match the energy written, to the microjoule.
+    assert cpu_j == pytest.approx([62.5 * seconds, 118.25 * seconds, 20.0 * seconds], abs=2e-6)
+    assert dram_j == pytest.approx([7.5 * seconds, 4.25 * seconds], abs=2e-6)
     cpu.close()
     dram.close()
 
@@ -218,22 +276,24 @@ def test_readings_are_monotonic_and_start_at_zero(server: FakePowercap) -> None:
 
 
 def test_max_interval_uses_range_and_power_bound(server: FakePowercap) -> None:
-    """max_interval_s is half the shortest wrap time: range / max(1000 W, 2 x constraint max power)."""
+    """max_interval_s is half the shortest wrap time: range / max(1000 W, the zone's ceiling)."""
     package0 = RaplLayout.scan(server.root).cpu[0]
-    assert package0.max_power_w == MAX_POWER_W  # 2 x 205 W is under the 1000 W floor
-    assert package0.wrap_period_s == pytest.approx(REAL_RANGE_UJ / 1e6 / 1000.0)
+    assert package0.max_power_w == pytest.approx(4 * 205.0)  # 4 x constraint_0_max_power_uw
+    assert package0.wrap_period_s == pytest.approx(REAL_RANGE_UJ / 1e6 / 1000.0)  # 820 W < 1000 W
     source = RaplSource(root=server.root, component="cpu", zones=[package0])
     assert source.max_interval_s == pytest.approx(0.5 * 262.14332885)
     source.close()
-    (server.dirs["intel-rapl:0"] / "constraint_0_max_power_uw").write_text("800000000\n")
-    assert RaplLayout.scan(server.root).cpu[0].max_power_w == pytest.approx(1600.0)
+    (server.dirs["intel-rapl:0"] / "constraint_0_max_power_uw").write_text("400000000\n")
+    zone = RaplLayout.scan(server.root).cpu[0]
+    assert zone.max_power_w == pytest.approx(1600.0)
+    assert zone.wrap_period_s == pytest.approx(REAL_RANGE_UJ / 1e6 / 1600.0)
 
 
-def test_missing_range_file_assumes_a_small_counter(server: FakePowercap) -> None:
-    """Without max_energy_range_uj, a 32-bit microjoule range is assumed (a short, safe interval)."""
+def test_missing_range_file_is_unknown_and_keeps_a_short_interval(server: FakePowercap) -> None:
+    """Without max_energy_range_uj the range is unknown; a 32-bit range sets the read interval."""
     (server.dirs["intel-rapl:10"] / "max_energy_range_uj").unlink()
     zone = RaplLayout.scan(server.root).cpu[2]
-    assert zone.max_energy_range_uj == 2**32
+    assert zone.max_energy_range_uj is None
     assert zone.wrap_period_s == pytest.approx(4294.967296 / 1000.0)
 
 
@@ -373,37 +433,43 @@ def test_no_powercap_directory(tmp_path: Path) -> None:
 
 
 def test_powercap_without_packages(tmp_path: Path) -> None:
-    """A powercap directory with only psys and MMIO zones offers nothing, and says what it saw."""
+    """Only a psys zone and a non-RAPL zone: nothing is offered, and the note says what was seen."""
     fake = FakePowercap(tmp_path)
     fake.control("intel-rapl")
     fake.zone("intel-rapl:0", "psys")
-    fake.control("intel-rapl-mmio")
-    fake.zone("intel-rapl-mmio:0", "package-0", control="intel-rapl-mmio")
+    fake.control("dtpm")
+    fake.zone("dtpm:0", "soc", control="dtpm")
     result = probe(fake.root)
     assert len(result) == 1
     assert isinstance(result[0], Unavailable)
-    assert "psys" in result[0].reason
+    assert "intel-rapl:0 (psys: whole platform" in result[0].reason
+    assert "dtpm:0 (soc: control type dtpm is not RAPL)" in result[0].reason
+    assert "intel-rapl-tpmi" in result[0].reason  # says which control types were looked for
     assert result[0].warn is False
 
 
-def test_amd_style_packages_without_dram(tmp_path: Path) -> None:
-    """Packages without a DRAM subzone (typical on AMD) give rapl:cpu and a note for DRAM."""
+def test_amd_packages_under_intel_rapl_without_dram(tmp_path: Path) -> None:
+    """AMD: the kernel's MSR driver publishes package and core zones under intel-rapl, with no
+    DRAM zone and no constraint files. rapl:cpu comes with a note for DRAM and a default ceiling."""
     fake = FakePowercap(tmp_path)
     fake.control("intel-rapl")
-    fake.zone("intel-rapl:0", "package-0", range_uj=65_532_610_987)
-    fake.zone("intel-rapl:0:0", "core")
-    fake.zone("intel-rapl:1", "package-1", range_uj=65_532_610_987)
+    for n in (0, 1):
+        fake.zone(f"intel-rapl:{n}", f"package-{n}", range_uj=AMD_RANGE_UJ, constraints=False)
+        fake.zone(f"intel-rapl:{n}:0", "core", range_uj=AMD_RANGE_UJ, constraints=False)
     result = probe(fake.root)
     sources = sources_by_name(result)
     assert list(sources) == ["rapl:cpu"]
-    assert sources["rapl:cpu"].devices() == ["package-0", "package-1"]
+    cpu = sources["rapl:cpu"]
+    assert cpu.devices() == ["package-0", "package-1"]
+    assert cpu.max_power_w == carbonkit_rapl.DEFAULT_PACKAGE_MAX_POWER_W == 1000.0
+    assert [zone.max_power_basis for zone in cpu.zones] == ["default for a package"] * 2
     notes = [item for item in result if isinstance(item, Unavailable)]
     assert len(notes) == 1
     assert "dram" in notes[0].reason
     assert notes[0].warn is False
-    fake.advance({"intel-rapl:0": 30.0, "intel-rapl:1": 45.0}, 2.0)
-    assert sources["rapl:cpu"].read() == pytest.approx([60.0, 90.0])
-    sources["rapl:cpu"].close()
+    fake.advance({"intel-rapl:0": 30.0, "intel-rapl:1": 45.0, "intel-rapl:0:0": 20.0}, 2.0)
+    assert cpu.read() == pytest.approx([60.0, 90.0])
+    cpu.close()
 
 
 def test_sources_satisfy_the_protocol(server: FakePowercap) -> None:
@@ -482,5 +548,306 @@ def test_hook_option_wins_over_environment(server: FakePowercap, monkeypatch: py
 
 def test_default_root_is_sysfs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a setting, the hook looks at /sys/class/powercap."""
-    monkeypatch.delenv("CARBONKIT_RAPL_ROOT", raising=False)
+    root = carbonkit_rapl.resolve_root(Config(), environ={})
+    assert (root.path, root.setting, root.named) == (Path("/sys/class/powercap"), "", None)
     assert carbonkit_rapl._root_from(Config()) == Path("/sys/class/powercap")
+
+
+def test_sysfs_root_variable_moves_the_tree(server: FakePowercap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CARBONKIT_SYSFS_ROOT names a sysfs mount: the powercap tree is <it>/class/powercap."""
+    monkeypatch.setenv("CARBONKIT_SYSFS_ROOT", str(server.sysfs))
+    result = carbonkit_rapl.register_power_sources(config=Config())
+    sources = sources_by_name(result)
+    assert list(sources) == ["rapl:cpu", "rapl:dram"]
+    assert sources["rapl:cpu"].root == server.root
+    for source in sources.values():
+        source.close()
+
+
+def test_root_settings_in_order_of_precedence(tmp_path: Path) -> None:
+    """Option rapl.root, then CARBONKIT_RAPL_ROOT, then CARBONKIT_SYSFS_ROOT; blank values are unset."""
+    env = {"CARBONKIT_RAPL_ROOT": "/a/powercap", "CARBONKIT_SYSFS_ROOT": "/host/sys"}
+    resolve = carbonkit_rapl.resolve_root
+    assert resolve(Config(options={"rapl.root": "/o"}), env).path == Path("/o")
+    assert resolve(Config(), env).path == Path("/a/powercap")
+    assert resolve(Config(), env).setting == "CARBONKIT_RAPL_ROOT=/a/powercap"
+    only_sysfs = resolve(Config(), {"CARBONKIT_RAPL_ROOT": " ", "CARBONKIT_SYSFS_ROOT": "/host/sys"})
+    assert only_sysfs.path == Path("/host/sys/class/powercap")
+    assert (only_sysfs.setting, only_sysfs.named) == ("CARBONKIT_SYSFS_ROOT=/host/sys", Path("/host/sys"))
+    assert resolve(Config(), {"CARBONKIT_SYSFS_ROOT": ""}).path == Path("/sys/class/powercap")
+
+
+def test_sysfs_root_that_does_not_exist_warns_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CARBONKIT_SYSFS_ROOT that is not a directory is a user error: a warning note naming it."""
+    missing = tmp_path / "host" / "sys"
+    monkeypatch.setenv("CARBONKIT_SYSFS_ROOT", str(missing))
+    (note,) = carbonkit_rapl.register_power_sources(config=Config())
+    assert isinstance(note, Unavailable)
+    assert note.warn is True
+    assert f"CARBONKIT_SYSFS_ROOT={missing}" in note.reason
+    assert str(missing / "class" / "powercap") in note.reason
+
+
+def test_sysfs_without_powercap_is_a_quiet_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sysfs mount without a powercap class (a virtual machine) gives a quiet note naming the setting."""
+    (tmp_path / "sys" / "class").mkdir(parents=True)
+    monkeypatch.setenv("CARBONKIT_SYSFS_ROOT", str(tmp_path / "sys"))
+    (note,) = carbonkit_rapl.register_power_sources(config=Config())
+    assert isinstance(note, Unavailable)
+    assert note.warn is False
+    assert "CARBONKIT_SYSFS_ROOT=" in note.reason
+
+
+# -- every control type ----------------------------------------------------------------------
+
+
+def add_package(fake: FakePowercap, control: str, n: int, *, index: int | None = None, dram: bool = True) -> None:
+    """Package n as zone <control>:<index>, with a DRAM subzone <control>:<index>:0."""
+    index = n if index is None else index
+    fake.zone(f"{control}:{index}", f"package-{n}", control=control, max_power_uw=(350_000_000, 420_000_000))
+    if dram:
+        fake.zone(f"{control}:{index}:0", "dram", control=control, max_power_uw=60_000_000)
+
+
+def test_intel_rapl_only(tmp_path: Path) -> None:
+    """The MSR layout: two packages with DRAM and a psys zone, all under intel-rapl."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    add_package(fake, "intel-rapl", 0)
+    add_package(fake, "intel-rapl", 1)
+    fake.zone("intel-rapl:2", "psys")
+    layout = RaplLayout.scan(fake.root)
+    assert [(z.label, z.zone) for z in layout.cpu] == [("package-0", "intel-rapl:0"), ("package-1", "intel-rapl:1")]
+    assert [(z.label, z.zone) for z in layout.dram] == [("dram-0", "intel-rapl:0:0"), ("dram-1", "intel-rapl:1:0")]
+    assert layout.control_types == ("intel-rapl",)
+    assert layout.skipped == ("intel-rapl:2 (psys: whole platform, overlaps the packages)",)
+
+
+def test_intel_rapl_tpmi_only(tmp_path: Path) -> None:
+    """Xeon 6 with the TPMI driver naming its control type intel-rapl-tpmi: packages and DRAM
+    are found there, psys (on the domain-root package) is left out, and energy is counted."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl-tpmi")
+    add_package(fake, "intel-rapl-tpmi", 0)
+    add_package(fake, "intel-rapl-tpmi", 1)
+    fake.zone("intel-rapl-tpmi:2", "psys", control="intel-rapl-tpmi")
+    sources = sources_by_name(probe(fake.root))
+    cpu, dram = sources["rapl:cpu"], sources["rapl:dram"]
+    assert [z.zone for z in cpu.zones] == ["intel-rapl-tpmi:0", "intel-rapl-tpmi:1"]
+    assert cpu.devices() == ["package-0", "package-1"]
+    assert [z.zone for z in dram.zones] == ["intel-rapl-tpmi:0:0", "intel-rapl-tpmi:1:0"]
+    assert dram.devices() == ["dram-0", "dram-1"]
+    watts = {"intel-rapl-tpmi:0": 300.0, "intel-rapl-tpmi:1": 250.0, "intel-rapl-tpmi:2": 900.0}
+    fake.advance({**watts, "intel-rapl-tpmi:0:0": 40.0, "intel-rapl-tpmi:1:0": 35.0}, 2.0)
+    assert cpu.read() == pytest.approx([600.0, 500.0])
+    assert dram.read() == pytest.approx([80.0, 70.0])
+    cpu.close()
+    dram.close()
+
+
+def test_both_control_types_for_the_same_packages_count_each_once(tmp_path: Path) -> None:
+    """intel-rapl:<n> (MSR) and intel-rapl-tpmi:<n> both publish packages 0 and 1: each package
+    and each DRAM zone is counted once, from intel-rapl, and the energy is not doubled."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    fake.control("intel-rapl-tpmi")
+    for n in (0, 1):
+        add_package(fake, "intel-rapl", n)
+        add_package(fake, "intel-rapl-tpmi", n)
+    layout = RaplLayout.scan(fake.root)
+    assert [z.zone for z in layout.cpu] == ["intel-rapl:0", "intel-rapl:1"]
+    assert [z.zone for z in layout.dram] == ["intel-rapl:0:0", "intel-rapl:1:0"]
+    assert sorted(layout.skipped) == [
+        "intel-rapl-tpmi:0 (package-0: already counted from intel-rapl:0)",
+        "intel-rapl-tpmi:0:0 (dram: already counted from intel-rapl:0:0)",
+        "intel-rapl-tpmi:1 (package-1: already counted from intel-rapl:1)",
+        "intel-rapl-tpmi:1:0 (dram: already counted from intel-rapl:1:0)",
+    ]
+    sources = sources_by_name(probe(fake.root))
+    watts = {"package": 200.0, "dram": 30.0}
+    fake.advance({zone: watts["dram" if zone.count(":") == 2 else "package"] for zone in fake.dirs}, 5.0)
+    assert sources["rapl:cpu"].read() == pytest.approx([1000.0, 1000.0])
+    assert sources["rapl:dram"].read() == pytest.approx([150.0, 150.0])
+    for source in sources.values():
+        source.close()
+
+
+def test_preference_is_per_package_and_per_component(tmp_path: Path) -> None:
+    """Each package, and each package's DRAM, comes from the first control type that has it:
+    package 1 only under TPMI is still counted; DRAM missing under intel-rapl comes from TPMI."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    fake.control("intel-rapl-tpmi")
+    add_package(fake, "intel-rapl", 0, dram=False)
+    add_package(fake, "intel-rapl-tpmi", 0)
+    add_package(fake, "intel-rapl-tpmi", 1)
+    layout = RaplLayout.scan(fake.root)
+    assert [(z.label, z.zone) for z in layout.cpu] == [
+        ("package-0", "intel-rapl:0"),
+        ("package-1", "intel-rapl-tpmi:1"),
+    ]
+    assert [(z.label, z.zone) for z in layout.dram] == [
+        ("dram-0", "intel-rapl-tpmi:0:0"),
+        ("dram-1", "intel-rapl-tpmi:1:0"),
+    ]
+    assert layout.skipped == ("intel-rapl-tpmi:0 (package-0: already counted from intel-rapl:0)",)
+    assert layout.control_types == ("intel-rapl", "intel-rapl-tpmi")
+
+
+def test_mmio_mirror_is_used_only_without_another_interface(tmp_path: Path) -> None:
+    """intel-rapl-mmio mirrors package 0: skipped next to intel-rapl:0, used when it is alone."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl-mmio")
+    # A 28 W laptop part whose short-term (PL2) maximum is 64 W.
+    fake.zone("intel-rapl-mmio:0", "package-0", control="intel-rapl-mmio", max_power_uw=(28_000_000, 64_000_000))
+    layout = RaplLayout.scan(fake.root)
+    assert [(z.label, z.zone) for z in layout.cpu] == [("package-0", "intel-rapl-mmio:0")]
+    assert layout.cpu[0].max_power_w == pytest.approx(4 * 64.0)
+    fake.control("intel-rapl")
+    fake.zone("intel-rapl:0", "package-0")
+    layout = RaplLayout.scan(fake.root)
+    assert [z.zone for z in layout.cpu] == ["intel-rapl:0"]
+    assert layout.skipped == ("intel-rapl-mmio:0 (package-0: already counted from intel-rapl:0)",)
+
+
+def test_dies_are_devices_and_psys_of_other_packages_is_left_out(tmp_path: Path) -> None:
+    """package-<n>-die-<m> zones are devices of their own (DRAM: dram-<n>-die-<m>); psys-<n> is skipped."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    fake.zone("intel-rapl:0", "package-0-die-0")
+    fake.zone("intel-rapl:0:0", "dram")
+    fake.zone("intel-rapl:1", "package-0-die-1")
+    fake.zone("intel-rapl:1:0", "dram")
+    fake.zone("intel-rapl:2", "psys")
+    fake.zone("intel-rapl:3", "psys-1")
+    layout = RaplLayout.scan(fake.root)
+    assert [z.label for z in layout.cpu] == ["package-0-die-0", "package-0-die-1"]
+    assert [z.label for z in layout.dram] == ["dram-0-die-0", "dram-0-die-1"]
+    assert "intel-rapl:3 (psys-1: whole platform, overlaps the packages)" in layout.skipped
+
+
+def test_permission_hint_names_the_control_types_in_use(tmp_path: Path) -> None:
+    """On a TPMI machine the chmod and tmpfiles patterns name intel-rapl-tpmi."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl-tpmi")
+    add_package(fake, "intel-rapl-tpmi", 0)
+    (note,) = probe(fake.root, opener=deny_counters)
+    assert isinstance(note, Unavailable) and note.warn is True
+    assert f"{fake.root}/intel-rapl-tpmi:*/energy_uj" in note.hint
+    assert f"{fake.root}/intel-rapl-tpmi:*/intel-rapl-tpmi:*:*/energy_uj" in note.hint
+    assert f"'z {fake.root}/intel-rapl-tpmi:*/energy_uj 0444 - - -'" in note.hint
+
+
+# -- wraps and counters without a known range -------------------------------------------------
+
+
+def one_zone(tmp_path: Path, **kwargs: object) -> tuple[FakePowercap, RaplSource]:
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    fake.zone("intel-rapl:0", "package-0", **kwargs)  # type: ignore[arg-type]
+    (source,) = [s for s in probe(fake.root) if isinstance(s, RaplSource)]
+    return fake, source
+
+
+def test_wrap_adds_the_range_plus_one(tmp_path: Path) -> None:
+    """The counter runs 0..max inclusive: from v0 to v1 across a wrap is (max - v0) + 1 + v1 uJ."""
+    fake, source = one_zone(tmp_path, range_uj=999_999, start_uj=999_990)
+    fake.set_raw("intel-rapl:0", 10)  # 999_990 -> 999_999 is 9 uJ, -> 0 one more, -> 10 ten more
+    assert source.read() == [20 / 1e6]
+    fake.set_raw("intel-rapl:0", 999_999)
+    assert source.read() == [(20 + 999_989) / 1e6]
+    fake.set_raw("intel-rapl:0", 0)  # the smallest wrap: one microjoule
+    assert source.read() == [(20 + 999_989 + 1) / 1e6]
+    source.close()
+
+
+def test_wrap_through_the_fake_hardware_is_exact(tmp_path: Path) -> None:
+    """Energy written by the fake (modulo range + 1, as the hardware counts) is read back to the uJ."""
+    fake, source = one_zone(tmp_path, range_uj=1_000_000, start_uj=900_000)
+    readings = []
+    for _ in range(7):
+        fake.advance({"intel-rapl:0": 0.3}, 1.0)  # 300_000 uJ a step: a wrap every 3 or 4 steps
+        readings.append(source.read()[0])
+    assert readings[-1] == pytest.approx(2.1, abs=1e-9)
+    assert readings == sorted(readings)
+    source.close()
+
+
+@pytest.mark.parametrize(
+    "range_file", ["0\n", None, "unreadable"], ids=["range-0", "no-range-file", "range-unreadable"]
+)
+def test_unknown_range_never_gives_negative_or_huge_energy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, range_file: str | None
+) -> None:
+    """max_energy_range_uj reading 0, absent or unreadable: a decrease counts nothing, with one
+    warning, instead of negative energy or a guessed range; increases are counted as usual."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    written = None if range_file == "unreadable" else range_file
+    path = fake.zone("intel-rapl:0", "package-0", range_file=written, start_uj=5_000_000)
+    if range_file == "unreadable":
+        (path / "max_energy_range_uj").mkdir()  # reading it fails with an OSError, as a failing driver read does
+    (source,) = [s for s in probe(fake.root) if isinstance(s, RaplSource)]
+    assert source.zones[0].max_energy_range_uj is None
+    with caplog.at_level(logging.WARNING, logger="carbonkit_rapl"):
+        fake.set_raw("intel-rapl:0", 7_000_000)
+        assert source.read() == [2.0]
+        fake.set_raw("intel-rapl:0", 1_000)  # went back: a wrap or a reset, undecidable
+        assert source.read() == [2.0]
+        fake.set_raw("intel-rapl:0", 501_000)
+        assert source.read() == [2.5]
+        fake.set_raw("intel-rapl:0", 10)  # again: counted as nothing, logged at debug only
+        assert source.read() == [2.5]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "range is unknown" in warnings[0] and "not counted" in warnings[0]
+    source.close()
+
+
+def test_reading_above_the_range_makes_it_unknown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A counter reading above max_energy_range_uj shows the range is wrong: it is no longer trusted
+    for wraps, so the next decrease counts nothing rather than a wrong range."""
+    fake, source = one_zone(tmp_path, range_uj=1_000_000)
+    with caplog.at_level(logging.WARNING, logger="carbonkit_rapl"):
+        fake.set_raw("intel-rapl:0", 3_000_000)
+        assert source.read() == [3.0]
+        fake.set_raw("intel-rapl:0", 100)
+        assert source.read() == [3.0]
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "above its max_energy_range_uj 1000000" in messages
+    source.close()
+
+
+# -- power ceilings ---------------------------------------------------------------------------
+
+
+def test_max_power_w_comes_from_the_largest_constraint(tmp_path: Path) -> None:
+    """The ceiling is 4 x the largest readable constraint_*_max_power_uw; zero values are ignored."""
+    fake = FakePowercap(tmp_path)
+    fake.control("intel-rapl")
+    # PL1 = TDP 125 W, PL2 = 253 W (a desktop part), PL4 reads 0 (not reported).
+    fake.zone("intel-rapl:0", "package-0", max_power_uw=(125_000_000, 253_000_000, 0))
+    fake.zone("intel-rapl:0:0", "dram", max_power_uw=0)
+    fake.zone("intel-rapl:0:1", "core")
+    layout = RaplLayout.scan(fake.root)
+    package, dram = layout.cpu[0], layout.dram[0]
+    assert package.max_power_w == pytest.approx(4 * 253.0)
+    assert package.max_power_basis == "4 x constraint_1_max_power_uw (253 W)"
+    assert dram.max_power_w == carbonkit_rapl.DEFAULT_DRAM_MAX_POWER_W == 500.0
+    assert dram.max_power_basis == "default for a DRAM zone"
+
+
+def test_each_source_exposes_a_sensible_max_power_w(server: FakePowercap) -> None:
+    """rapl:cpu and rapl:dram declare a ceiling per device: above any real draw, far below a misread wrap."""
+    sources = sources_by_name(probe(server.root))
+    cpu, dram = sources["rapl:cpu"], sources["rapl:dram"]
+    # package-0 has a 205 W constraint (820 W); package-1 and package-10 have none readable (1000 W).
+    assert cpu.max_power_w == pytest.approx(1000.0)
+    assert dram.max_power_w == pytest.approx(500.0)
+    for source in (cpu, dram):
+        assert 100.0 <= source.max_power_w <= 5000.0
+        # A full-range jump (a reset misread as a wrap) in one second would be far above it.
+        assert REAL_RANGE_UJ / 1e6 > 100 * source.max_power_w
+        source.close()

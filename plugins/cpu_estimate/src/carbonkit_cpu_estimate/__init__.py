@@ -22,6 +22,9 @@ warehouse-sized computer", ISCA 2007, applied to the processor packages)::
 DRAM (opt in with ``CARBONKIT_CPU_ESTIMATE_DRAM=1``): 0.3725 W per GiB of memory in use, the
 figure of Green Algorithms (Lannelongue, Grealey & Inouye, Advanced Science 2021).
 
+Each source declares ``max_power_w``: the model's largest output (TDP at full utilisation; all
+memory in use) times :data:`MAX_POWER_MARGIN`.
+
 Units: watts (W). Details, sources and limitations: the plugin's README.
 https://doi.org/10.1145/1250662.1250665
 """
@@ -37,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import psutil
 from attrs import define, field, frozen
+
 from carbonkit import hookimpl
 from carbonkit.errors import ConfigError
 from carbonkit.records import Unavailable
@@ -54,6 +58,7 @@ __all__ = [
     "DRAM_W_PER_GIB",
     "IDLE_ENV",
     "IDLE_OPTION",
+    "MAX_POWER_MARGIN",
     "TDP_ENV",
     "TDP_OPTION",
     "CpuEstimate",
@@ -97,6 +102,9 @@ DEFAULT_IDLE_FRACTION = 0.25
 DEFAULT_W_PER_CORE = 8.0
 #: DRAM watts per GiB in use: Green Algorithms' 0.3725 W/GB (Lannelongue et al. 2021).
 DRAM_W_PER_GIB = 0.3725
+#: ``max_power_w`` is the model's largest output times this: the estimate at full load equals
+#: TDP (all memory in use, for DRAM), so any reading above 1.5 times that is a fault.
+MAX_POWER_MARGIN = 1.5
 #: CPU-seconds (summed over CPUs) a utilisation window needs before it replaces the last value.
 MIN_WINDOW_CPU_S = 0.5
 
@@ -304,6 +312,11 @@ class CpuEstimate:
         return self.tdp_w * self.idle_fraction
 
     @property
+    def max_power_w(self) -> float:
+        """The ceiling of a reading, watts: TDP (the estimate at full load) x :data:`MAX_POWER_MARGIN`."""
+        return self.tdp_w * MAX_POWER_MARGIN
+
+    @property
     def utilisation(self) -> float:
         """The busy fraction used by the latest reading, from 0 to 1."""
         return self._utilisation
@@ -353,6 +366,13 @@ class DramEstimate:
 
     w_per_gib: float = field(default=DRAM_W_PER_GIB, validator=_positive_watts)
     virtual_memory: Callable[[], Any] = psutil.virtual_memory
+    #: The ceiling of a reading, watts: all memory in use x ``w_per_gib`` x :data:`MAX_POWER_MARGIN`
+    #: (the memory size is read once, at creation).
+    max_power_w: float = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        total = self.virtual_memory().total
+        self.max_power_w = max(total, 0) / _GIB * self.w_per_gib * MAX_POWER_MARGIN
 
     @property
     def info(self) -> dict[str, str]:
@@ -404,7 +424,7 @@ def build_sources(
                 warn=True,
             )
         ]
-    tdp_w, tdp_source = resolve_tdp(cpu, settings, TdpTable.load())
+    tdp_w, tdp_source = resolve_tdp(cpu, settings, TdpTable.for_model(cpu.model_name))
     sources: list[Any] = [
         CpuEstimate(
             tdp_w=tdp_w,

@@ -14,7 +14,10 @@ Units and terms:
   GPUs whose energy counter answers Not Supported. Source ``nvml:power``, kind ``"power"``: watts per GPU,
   which the tracker integrates.
 
-Both sources have component ``"gpu"`` and method ``"measured"``. Which GPUs are read follows
+Both sources have component ``"gpu"`` and method ``"measured"``, and declare ``max_power_w``,
+the most power any of their GPUs can draw: :data:`MAX_POWER_MARGIN` times the GPU's largest
+settable power limit (``nvmlDeviceGetPowerManagementLimitConstraints``, milliwatts), else
+:data:`DEFAULT_MAX_POWER_W`. Which GPUs are read follows
 ``CUDA_VISIBLE_DEVICES`` as CUDA reads it (see ``_select``); the option ``nvml.process_gpus``
 (or ``CARBONKIT_NVML_PROCESS_GPUS=1``) keeps only the GPUs the tracked process tree runs on.
 The NVML module is injected (``nvml=``), so tests run against a stand-in module.
@@ -24,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,7 +44,16 @@ from ._select import Gpu, list_gpus, select
 if TYPE_CHECKING:
     from carbonkit import Config
 
-__all__ = ["PLUGIN", "PROCESS_GPUS_OPTION", "PROCESS_GPUS_VARIABLE", "Gpu", "NvmlSource", "register_power_sources"]
+__all__ = [
+    "DEFAULT_MAX_POWER_W",
+    "MAX_POWER_MARGIN",
+    "PLUGIN",
+    "PROCESS_GPUS_OPTION",
+    "PROCESS_GPUS_VARIABLE",
+    "Gpu",
+    "NvmlSource",
+    "register_power_sources",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -50,8 +63,19 @@ PLUGIN = "nvml"
 PROCESS_GPUS_OPTION = "nvml.process_gpus"
 PROCESS_GPUS_VARIABLE = "CARBONKIT_NVML_PROCESS_GPUS"
 
+#: A GPU's ceiling is this many times its largest settable power limit: boards draw above their
+#: limit for milliseconds (transients), and readings older than Ampere are instantaneous.
+MAX_POWER_MARGIN = 1.5
+#: The ceiling of a GPU whose power limits NVML cannot give: more than twice the largest power
+#: limit of current data-centre GPUs (about 1,000 W to 1,400 W per Blackwell GPU).
+DEFAULT_MAX_POWER_W = 3000.0
+
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+
+
+def _gpu_tuple(value: Iterable[Gpu]) -> tuple[Gpu, ...]:
+    return tuple(value)
 
 
 @define(kw_only=True)
@@ -69,16 +93,21 @@ class NvmlSource:
         count every GPU.
     :param baseline_mj: For ``kind="energy"``, each GPU's counter when the source is created
         (read now when not given).
+
+    ``max_power_w`` (set at creation) is the largest of the GPUs' ceilings, and
+    ``gpu_max_power_w`` each GPU's, in the order of :meth:`devices`.
     """
 
     component: ClassVar[str] = "gpu"
     method: ClassVar[str] = "measured"
 
     kind: str = field(validator=in_(("energy", "power")))
-    gpus: tuple[Gpu, ...] = field(converter=tuple)
+    gpus: tuple[Gpu, ...] = field(converter=_gpu_tuple)
     nvml: ModuleType = field(repr=False)
     processes: ProcessGpus | None = field(default=None, repr=False)
     baseline_mj: Sequence[int] | None = field(default=None, repr=False)
+    max_power_w: float = field(init=False, default=DEFAULT_MAX_POWER_W)
+    gpu_max_power_w: tuple[float, ...] = field(init=False, default=(), repr=False)
     _last_mj: list[int] = field(init=False, factory=list, repr=False)
     _joules: list[float] = field(init=False, factory=list, repr=False)
     _lost: list[bool] = field(init=False, factory=list, repr=False)
@@ -96,6 +125,8 @@ class NvmlSource:
                 if len(self.baseline_mj) != len(self.gpus):
                     raise ValueError(f"baseline_mj has {len(self.baseline_mj)} values for {len(self.gpus)} GPUs")
                 self._last_mj = [int(v) for v in self.baseline_mj]
+            self.gpu_max_power_w = tuple(self._ceiling(gpu) for gpu in self.gpus)
+            self.max_power_w = max(self.gpu_max_power_w)
         except BaseException:
             self.nvml.nvmlShutdown()
             raise
@@ -163,8 +194,17 @@ class NvmlSource:
         env = os.environ if environ is None else environ
         process_gpus = _process_gpus(config, env)
         if nvml is None:
+            if "pynvml" not in sys.modules and not _driver_present():
+                # Importing the bindings costs ~80 ms of every run's start; without a driver NVML
+                # cannot work, so say so without paying it.
+                return [
+                    _unavailable(
+                        "no NVIDIA driver on this machine (none of " + ", ".join(DRIVER_PATHS) + " exists)",
+                        "nothing to do on a machine without an NVIDIA GPU",
+                    )
+                ]
             try:
-                import pynvml as nvml
+                import pynvml
             except ImportError as exc:
                 return [
                     _unavailable(
@@ -172,6 +212,7 @@ class NvmlSource:
                         "install nvidia-ml-py (pip install carbonkit-nvml brings it)",
                     )
                 ]
+            nvml = pynvml
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as err:
@@ -240,7 +281,7 @@ class NvmlSource:
 
         processes = None
         if process_gpus:
-            processes = ProcessGpus(nvml=nvml, root_pid=config.pid, gpus=(*energy, *power), clock=clock)
+            processes = ProcessGpus(nvml=nvml, root_pid=config.pid, gpus=[*energy, *power], clock=clock)
         sources: list[NvmlSource | Unavailable] = []
         try:
             if energy:
@@ -252,6 +293,20 @@ class NvmlSource:
                 source.close()  # type: ignore[union-attr]
             raise
         return sources
+
+    def _ceiling(self, gpu: Gpu) -> float:
+        """The most power ``gpu`` can draw, in watts (see :data:`MAX_POWER_MARGIN`)."""
+        try:
+            _, max_mw = self.nvml.nvmlDeviceGetPowerManagementLimitConstraints(gpu.handle)
+        except self.nvml.NVMLError as err:
+            _logger.debug("%s: no power limits from NVML (%s); ceiling %.0f W", gpu.label, err, DEFAULT_MAX_POWER_W)
+            return DEFAULT_MAX_POWER_W
+        if not isinstance(max_mw, int) or max_mw <= 0:
+            _logger.debug(
+                "%s: NVML gives a maximum power limit of %r mW; ceiling %.0f W", gpu.label, max_mw, DEFAULT_MAX_POWER_W
+            )
+            return DEFAULT_MAX_POWER_W
+        return MAX_POWER_MARGIN * max_mw / 1000.0
 
     # -- reading --------------------------------------------------------------------------
 
@@ -365,6 +420,18 @@ def _init_failed(nvml: ModuleType, err: Exception) -> Unavailable:
     }
     reason, hint, warn = known.get(code, (f"nvmlInit failed (NVML: {err})", "check that nvidia-smi works", True))
     return _unavailable(reason, hint, warn=warn)
+
+
+#: What an NVIDIA driver leaves on Linux: the control device and its /proc entry (bare metal,
+#: containers with the NVIDIA runtime), or the paravirtual GPU device of WSL 2.
+DRIVER_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg")
+
+
+def _driver_present() -> bool:
+    """False only where we know NVML cannot work: Linux with no trace of the NVIDIA driver."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(path) for path in DRIVER_PATHS)
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +29,10 @@ RECHECK_S = 5.0
 WARN_AFTER_S = 60.0
 
 
+def _gpu_tuple(value: Iterable[Gpu]) -> tuple[Gpu, ...]:
+    return tuple(value)
+
+
 @define(kw_only=True)
 class ProcessGpus:
     """Which of ``gpus`` the process tree rooted at ``root_pid`` has used so far.
@@ -44,7 +48,7 @@ class ProcessGpus:
 
     nvml: ModuleType
     root_pid: int
-    gpus: tuple[Gpu, ...] = field(converter=tuple)
+    gpus: tuple[Gpu, ...] = field(converter=_gpu_tuple)
     clock: Callable[[], float] = time.monotonic
     recheck_s: float = RECHECK_S
     warn_after_s: float = WARN_AFTER_S
