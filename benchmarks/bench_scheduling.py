@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
+
 from carbonkit.scheduling import (
     IntensitySeries,
     evaluate,

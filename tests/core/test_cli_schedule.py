@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
-import carbonkit.plugins
 import numpy as np
 import pytest
+
+import carbonkit
+import carbonkit.plugins
 from carbonkit import hookimpl
 from carbonkit.cli import main
 from carbonkit.testing import FakeIntensity
@@ -193,3 +200,81 @@ def test_no_forecast_exits_3_and_says_so(with_provider, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "no intensity forecast for zone 'ZZ'" in captured.err and "fake:zz: no forecast" in captured.err
+
+
+# -- no forecast, in a script: `sbatch --begin=$(carbonkit schedule ... --format slurm)` ----------
+
+
+def test_no_forecast_format_slurm_prints_now_and_exits_0(with_provider, capsys):
+    """No forecast with --format slurm: `now` (which `sbatch --begin` accepts), exit 0, and the
+    reason on stderr, so that `sbatch --begin=$(...)` never gets an empty value."""
+    with_provider(FakeIntensity(name="fake:zz", zones={"ZZ"}, priority=100))
+    assert main(["schedule", "--location", "ZZ", "--duration", "2h", "--window", "12h", "--format", "slurm"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "now\n"
+    assert "no intensity forecast for zone 'ZZ'" in captured.err and "Printing now for --format slurm" in captured.err
+
+
+def test_no_forecast_format_at_prints_a_time_at_least_30_s_ahead(with_provider, capsys):
+    """No forecast with --format at: `at -t` takes no `now`, so the first whole minute at least
+    30 s ahead (at refuses a time already past), exit 0."""
+    with_provider(FakeIntensity(name="fake:zz", zones={"ZZ"}, priority=100))
+    before = datetime.now(timezone.utc)
+    code = main(
+        ["schedule", "--location", "ZZ", "--duration", "2h", "--window", "12h", "--format", "at", "--tz", "UTC"]
+    )
+    after = datetime.now(timezone.utc)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"\d{12}\.00\n", out)
+    value = datetime.strptime(out.strip(), "%Y%m%d%H%M.%S").replace(tzinfo=timezone.utc)
+    assert before + timedelta(seconds=30) <= value <= after + timedelta(seconds=90)
+
+
+def test_no_forecast_with_json_still_exits_3(with_provider, capsys):
+    """--json (a program reading the plan can check the status): exit 3 and nothing on stdout."""
+    with_provider(FakeIntensity(name="fake:zz", zones={"ZZ"}, priority=100))
+    args = ["schedule", "--location", "ZZ", "--duration", "2h", "--window", "12h", "--format", "slurm", "--json"]
+    assert main(args) == 3
+    assert capsys.readouterr().out == ""
+
+
+def test_start_at_once_values():
+    """`now` for Slurm; for at the next whole minute at least 30 s ahead; a future --now is kept."""
+    from carbonkit._cli_schedule import start_at_once
+
+    noon = datetime(2024, 5, 1, 12, 0, 10, tzinfo=timezone.utc)
+    assert start_at_once("slurm", timezone.utc, now=noon) == "now"
+    assert start_at_once("at", timezone.utc, now=noon) == "202405011201.00"  # 12:00:40 rounded up
+    assert start_at_once("at", timezone.utc, now=noon + timedelta(seconds=20)) == "202405011201.00"  # 12:01:00 exactly
+    assert start_at_once("at", timezone.utc, now=noon + timedelta(seconds=21)) == "202405011202.00"
+    later = noon + timedelta(hours=2)
+    assert start_at_once("slurm", timezone.utc, later, now=noon) == "2024-05-01T14:00:10"
+    assert start_at_once("at", timezone.utc, later, now=noon) == "202405011401.00"
+    assert start_at_once("slurm", timezone.utc, noon - timedelta(hours=1), now=noon) == "now"  # a past --now
+    with pytest.raises(carbonkit.ConfigError, match="'text'"):
+        start_at_once("text", timezone.utc)
+
+
+@pytest.mark.entrypoints
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_documented_sbatch_pattern_never_gets_an_empty_begin():
+    """The pattern of docs/scheduling.md, in a real shell with `set -e`, for a zone whose only
+    intensity is a yearly average (SE-SE3, from carbonkit-intensity-static): the script goes on and
+    sbatch would get `--begin=now`; the at form gets a valid `at -t` time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    env["CARBONKIT_LOCATION"] = "SE-SE3"
+    schedule = f"{shlex.quote(sys.executable)} -m carbonkit schedule --duration 3h --window 12h --tz UTC"
+    script = (
+        "set -e\n"
+        f"begin=$({schedule} --format slurm)\n"
+        f"at_t=$({schedule} --format at)\n"
+        'echo "sbatch --begin=$begin"\n'
+        'echo "at -t $at_t"\n'
+    )
+    proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    slurm, at = proc.stdout.splitlines()
+    assert slurm == "sbatch --begin=now"
+    assert re.fullmatch(r"at -t \d{12}\.00", at)
+    assert proc.stderr.count("no intensity forecast for zone 'SE-SE3'") == 2

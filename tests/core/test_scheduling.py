@@ -8,6 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from carbonkit import ConfigError, IntensitySample
 from carbonkit.scheduling import (
     EvaluationTable,
@@ -29,8 +32,6 @@ from carbonkit.scheduling import (
     wait_for_best_start,
 )
 from carbonkit.testing import FakeIntensity
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 T0S = T0.timestamp()
@@ -545,6 +546,27 @@ def test_wait_for_best_start_is_cancelled_cleanly_by_ctrl_c():
     result = wait_for_best_start(plan, clock=clock, sleep=sleep, chunk_s=60)
     assert result.cancelled and not result.started and result.waited_s == 120
     assert result.start == plan.start
+
+
+def test_wait_for_best_start_stops_when_cancel_says_so():
+    """cancel() is asked before every look at the clock: true after the second sleep ends the wait
+    there, with no exception; a cancel that stays false changes nothing."""
+    clock = FakeClock(T0)
+    asked: list[int] = []
+
+    def cancel() -> bool:
+        asked.append(len(clock.slept))
+        return len(clock.slept) >= 2
+
+    result = wait_for_best_start(T0 + timedelta(hours=1), clock=clock, sleep=clock.sleep, chunk_s=60, cancel=cancel)
+    assert result.cancelled and not result.started and result.waited_s == 120
+    assert clock.slept == [60, 60] and asked == [0, 1, 2]
+    clock = FakeClock(T0)
+    done = wait_for_best_start(T0 + timedelta(seconds=90), clock=clock, sleep=clock.sleep, cancel=lambda: False)
+    assert done.started and not done.cancelled and clock.slept == [60, 30]
+    clock = FakeClock(T0)
+    at_once = wait_for_best_start(T0 + timedelta(hours=1), clock=clock, sleep=clock.sleep, cancel=lambda: True)
+    assert at_once.cancelled and clock.slept == [] and at_once.waited_s == 0
 
 
 # -- the pause policy -------------------------------------------------------------------------

@@ -10,7 +10,12 @@
 Plans on the forecast of the zone's intensity providers (tried best first, as a tracker orders
 them), or on a CSV of ``time,g_per_kwh`` (ISO 8601 times with a UTC offset). A zone whose
 providers have no forecast (only a yearly average) is an error with exit status 3: on a flat
-average every start time is the same and any "plan" would be a guess.
+average every start time is the same and any "plan" would be a guess. The exception is
+``--format slurm`` and ``--format at``, whose output goes straight into ``sbatch --begin=$(...)``
+or ``at -t $(...)``: there the command prints a start "at once" (``now``, or for ``at`` the
+current time rounded up to a whole minute at least 30 s ahead), says on standard error that there
+was no forecast, and exits 0, so that a script never submits with an empty value and ``set -e``
+does not stop it.
 
 ``--format slurm`` prints only the value for ``sbatch --begin=``, ``--format at`` only the
 value for ``at -t`` (rounded up to the minute); both are wall-clock times without a zone, written
@@ -34,10 +39,13 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .scheduling import IntensitySeries, SchedulePlan
 
-__all__ = ["EXIT_NO_FORECAST", "read_series_csv", "register", "run"]
+__all__ = ["AT_ONCE_MARGIN_S", "EXIT_NO_FORECAST", "read_series_csv", "register", "run", "start_at_once"]
 
-#: Exit status when no provider has a forecast for the zone.
+#: Exit status when no provider has a forecast for the zone (text and ``--json`` output only).
 EXIT_NO_FORECAST = 3
+#: With no forecast, ``--format at`` prints the first whole minute at least this far ahead: ``at``
+#: refuses a time already past, and it reads the value a moment after carbonkit writes it.
+AT_ONCE_MARGIN_S = 30.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="when to run a job for the least CO2eq (Flexible Start, Pause and Resume)",
         description=(
             "Plan a job on an intensity forecast (the zone's providers, or --series FILE), or evaluate "
-            "both algorithms on a history (--evaluate). Exit status 3: no forecast for the zone."
+            "both algorithms on a history (--evaluate). Exit status 3: no forecast for the zone "
+            "(with --format slurm or at: a start at once, exit 0, and a note on standard error)."
         ),
     )
     p.add_argument("--location", help="zone code such as GB, DK-DK2 (default: CARBONKIT_LOCATION)")
@@ -64,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--min-run", help="Pause and Resume: every run lasts at least this long (e.g. 30m)")
     p.add_argument("--step", help="slot length (default 5m, or the series' spacing when finer)")
     p.add_argument("--energy", type=float, help="the job's energy in kWh, for the grams shown (default 1)")
-    p.add_argument("--series", metavar="FILE", help="plan on this CSV of time,g_per_kwh instead of a provider's forecast")
+    p.add_argument(
+        "--series", metavar="FILE", help="plan on this CSV of time,g_per_kwh instead of a provider's forecast"
+    )
     p.add_argument("--now", metavar="ISO", help="plan from this time (default: now; with --series, its first time)")
     p.add_argument("--format", choices=("text", "slurm", "at"), default="text", help="what to print (default text)")
     p.add_argument("--tz", help="time zone for local times and --format slurm/at (default: this machine's), e.g. UTC")
@@ -83,7 +94,9 @@ def _parse_time(text: str, what: str) -> datetime:
     except ValueError:
         raise ConfigError(f"{what} must be an ISO 8601 time such as 2024-05-01T12:00:00Z, got {text!r}") from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ConfigError(f"{what} {text!r} has no UTC offset; write it as e.g. {text.strip()}Z or {text.strip()}+01:00")
+        raise ConfigError(
+            f"{what} {text!r} has no UTC offset; write it as e.g. {text.strip()}Z or {text.strip()}+01:00"
+        )
     return value
 
 
@@ -107,7 +120,8 @@ def read_series_csv(path: str | Path) -> IntensitySeries:
         fields = [f.strip() for f in reader.fieldnames or ()]
         if "time" not in fields or "g_per_kwh" not in fields:
             raise ConfigError(
-                f"--series {str(path)!r}: the first line must name the columns time,g_per_kwh; got {','.join(fields) or 'nothing'}"
+                f"--series {str(path)!r}: the first line must name the columns time,g_per_kwh; "
+                f"got {','.join(fields) or 'nothing'}"
             )
         reader.fieldnames = fields
         for row in reader:
@@ -169,6 +183,26 @@ def at_time(start: datetime, tz: tzinfo) -> str:
     return local.strftime("%Y%m%d%H%M.%S")
 
 
+def start_at_once(fmt: str, tz: tzinfo, earliest: datetime | None = None, *, now: datetime | None = None) -> str:
+    """The ``--format slurm`` or ``--format at`` value that starts a job at once, for when there is
+    no forecast to plan on.
+
+    ``now`` for ``sbatch --begin`` (Slurm reads the word itself); for ``at -t``, which takes only
+    ``CCYYMMDDhhmm.SS``, the first whole minute at least :data:`AT_ONCE_MARGIN_S` after the
+    current time, in ``tz``. An ``earliest`` start in the future (``--now``) is kept instead.
+
+    :param now: The current time (default: the clock), for tests.
+    """
+    current = now or datetime.now(timezone.utc)
+    if fmt not in ("slurm", "at"):
+        raise ConfigError(f"a start at once is printed for --format slurm or at, not {fmt!r}")
+    if earliest is not None and earliest > current + timedelta(seconds=AT_ONCE_MARGIN_S):
+        return slurm_begin(earliest, tz) if fmt == "slurm" else at_time(earliest, tz)
+    if fmt == "slurm":
+        return "now"
+    return at_time(current + timedelta(seconds=AT_ONCE_MARGIN_S), tz)
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -201,7 +235,10 @@ def _print_plan(plan: SchedulePlan, tz: tzinfo) -> None:
     )
     for w in plan.warnings:
         out.write(f"  note: {w}\n")
-    out.write(f"  sbatch --begin={slurm_begin(plan.start, tz)}   at -t {at_time(plan.start, tz)}   (times in {local.tzname()})\n")
+    out.write(
+        f"  sbatch --begin={slurm_begin(plan.start, tz)}   at -t {at_time(plan.start, tz)}   "
+        f"(times in {local.tzname()})\n"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,8 +266,16 @@ def run(args: argparse.Namespace) -> int:
                 args.location, duration, window, pause_resume=args.pause_resume, now=now, **options
             )
         except scheduling.NoForecastError as exc:
-            sys.stderr.write(f"carbonkit: error: {exc}\n")
-            return EXIT_NO_FORECAST
+            if args.json or args.format == "text":
+                sys.stderr.write(f"carbonkit: error: {exc}\n")
+                return EXIT_NO_FORECAST
+            # The value goes into `sbatch --begin=$(...)` or `at -t $(...)`: never leave it empty.
+            value = start_at_once(args.format, tz, now)
+            sys.stderr.write(
+                f"carbonkit: {exc}. Printing {value} for --format {args.format}: the job starts at once\n"
+            )
+            sys.stdout.write(value + "\n")
+            return 0
     if args.json:
         data = plan.to_dict()
         data["slurm_begin"] = slurm_begin(plan.start, tz)

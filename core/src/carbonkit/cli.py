@@ -2,7 +2,9 @@
 
 ``carbonkit plugins [--json]`` lists the discovered plugins and what they offer on this machine;
 ``carbonkit run [options] -- CMD ARGS...`` measures a command from start to end and exits with
-its exit code. With ``--json`` the last line of standard output is one JSON object.
+its exit code (``128 + N`` when signal N ended it). With ``--json`` the last line of standard
+output is one JSON object. ``carbonkit run`` passes SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and
+SIGUSR2 on to the command and waits for it; on Linux the command gets SIGTERM if carbonkit dies.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
@@ -55,7 +63,7 @@ def plugins_data() -> dict[str, Any]:
 
     pm = make_plugin_manager()
     config = Config.from_env()
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         p.name: {
             "name": p.name,
             "distribution": p.distribution,
@@ -149,6 +157,262 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 # -- carbonkit run ----------------------------------------------------------------------------
 
+#: Signals that ``carbonkit run`` passes on to the command (those this platform has).
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+#: Of those, the ones that end carbonkit when no command runs yet (while ``--start-within`` waits).
+_ENDING_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+#: Of those, the ones a terminal sends to its whole foreground process group (Ctrl-C, Ctrl-\).
+_KEYBOARD_SIGNALS = ("SIGINT", "SIGQUIT")
+#: Exit status when the command is not found, and when it is found but cannot be executed (as a shell).
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _signums(names: Sequence[str]) -> frozenset[int]:
+    return frozenset(int(getattr(signal, n)) for n in names if hasattr(signal, n))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def exit_status(returncode: int) -> int:
+    """The exit status a shell reports for a process: its exit code, or ``128 + N`` when signal N
+    ended it (``subprocess`` gives ``-N`` for that)."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def _terminal_foreground_group() -> int | None:
+    """The foreground process group of the controlling terminal, or None without one."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        return os.tcgetpgrp(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _keyboard_reached(pid: int) -> bool:
+    """Whether a keyboard signal (Ctrl-C, Ctrl-\\) that carbonkit received reached ``pid`` too: the
+    terminal sends it to its foreground process group, so it did when ``pid`` is in that group."""
+    getpgid = getattr(os, "getpgid", None)
+    if getpgid is None:
+        return False
+    foreground = _terminal_foreground_group()
+    if foreground is None:
+        return False  # no controlling terminal: the signal was sent to carbonkit alone
+    try:
+        return bool(getpgid(pid) == foreground)
+    except OSError:
+        return False
+
+
+class _SignalRelay:
+    """Catches :data:`FORWARDED_SIGNALS` from :meth:`install` to :meth:`restore`.
+
+    Each signal is recorded (never raised as an exception, so it cannot strike code at an unlucky
+    point) and, while a command is attached, passed on to it. A signal also wakes :meth:`sleep` at
+    once, through :func:`signal.set_wakeup_fd`, even when it arrives just before the sleep starts.
+    A signal that was ignored when carbonkit started stays ignored, by carbonkit and by the command.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._pid: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._previous_wakeup_fd = -1
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._ending = _signums(_ENDING_SIGNALS)
+        self._keyboard = _signums(_KEYBOARD_SIGNALS)
+
+    def install(self) -> None:
+        """Start catching; only possible in the main thread (elsewhere nothing is caught)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._wake = (reader, writer)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        for signum in sorted(_signums(FORWARDED_SIGNALS)):
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                continue
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def reassert(self) -> None:
+        """Catch the signals again where something installed its own handler since :meth:`install`
+        (a :class:`~carbonkit.Tracker` handles SIGTERM by stopping itself; under ``carbonkit run``
+        SIGTERM is for the command, and the tracker is stopped once the command has exited)."""
+        for signum in self._previous:
+            if signal.getsignal(signum) != self._handle:
+                signal.signal(signum, self._handle)
+
+    def restore(self, *, exiting: bool = False) -> None:
+        """Stop passing signals on and release the wake-up descriptor; put back the handlers in force
+        before :meth:`install`, or, when the process is ``exiting`` (its work is done and its status
+        known), ignore these signals until it has exited: one arriving on the way out, such as a
+        second Ctrl-C, must change neither the status nor print a traceback. (Python puts the
+        default actions back while it shuts down, so a handler alone would not cover that.)"""
+        self._pid = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_IGN if exiting else handler)
+        self._previous.clear()
+        if self._wake is not None:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            for sock in self._wake:
+                sock.close()
+            self._wake = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        pid = self._pid
+        if pid is not None and not (signum in self._keyboard and _keyboard_reached(pid)):
+            self._send(pid, signum)
+
+    @staticmethod
+    def _send(pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass  # it has just exited
+
+    def ending(self) -> int | None:
+        """The first signal received that ends carbonkit when no command runs, or None."""
+        return next((s for s in self.received if s in self._ending), None)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less: a signal wakes it at once."""
+        if self._wake is None:
+            time.sleep(seconds)
+            return
+        reader = self._wake[0]
+        select.select([reader], [], [], max(0.0, seconds))
+        try:
+            while reader.recv(512):
+                pass
+        except OSError:
+            pass  # drained
+
+    def attach(self, pid: int, since: int) -> list[int]:
+        """Pass signals on to ``pid`` from now on. The ending signals received since ``received[since]``
+        (while the command was being started, so it cannot have had them) are passed on now; the
+        others received before are returned: there was no command to give them to."""
+        self._pid = pid
+        for signum in self.received[since:]:
+            if signum in self._ending:
+                self._send(pid, signum)
+        return [s for s in self.received if s not in self._ending]
+
+    def detach(self) -> None:
+        """Stop passing signals on (the command has exited; its pid may soon be reused)."""
+        self._pid = None
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel send the command SIGTERM when carbonkit dies
+    (``prctl(PR_SET_PDEATHSIG)``), even of SIGKILL, so that the command is never left running on
+    its own; if carbonkit is already gone when the command starts, the command is not run. None
+    elsewhere, or where ``prctl`` cannot be found."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec: nothing that can block
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + int(signal.SIGTERM))  # carbonkit died before the request took effect
+
+    return preexec
+
+
+def _cannot_run(name: str) -> tuple[int, str] | None:
+    """Why the command ``name`` cannot be run, as (exit status, reason); None when it looks runnable.
+
+    Checked before anything is measured, so a typo gives one clear error and no report."""
+    if os.sep in name or (os.altsep and os.altsep in name):
+        if os.path.isdir(name):
+            return EXIT_NOT_EXECUTABLE, "it is a directory"
+        if not os.path.exists(name):
+            return EXIT_NOT_FOUND, "no such file"
+        if not os.access(name, os.X_OK):
+            return EXIT_NOT_EXECUTABLE, "permission denied (the file is not executable)"
+        return None
+    if shutil.which(name) is not None:
+        return None
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or os.curdir, name)
+        if os.path.isfile(candidate):
+            return EXIT_NOT_EXECUTABLE, f"permission denied ({candidate} is not executable)"
+    return EXIT_NOT_FOUND, "command not found (not on PATH)"
+
+
+def _wait_for_exit(proc: subprocess.Popen[bytes], relay: _SignalRelay) -> int:
+    """Wait for the command to exit, passing signals on until then; return its return code.
+
+    Where :func:`os.waitid` exists, the exit is seen without reaping the process, so its pid cannot
+    be reused by another process before signals stop being passed on to it."""
+    waitid, no_wait = getattr(os, "waitid", None), getattr(os, "WNOWAIT", None)
+    if waitid is not None and no_wait is not None:
+        try:
+            waitid(os.P_PID, proc.pid, os.WEXITED | no_wait)
+        except ChildProcessError:
+            pass
+    relay.detach()
+    return proc.wait()
+
+
+def _stdout_at_line_start() -> bool:
+    """True only when it is certain that standard output ends with a newline (or is empty).
+
+    The command writes to the same standard output, so carbonkit cannot know what it wrote last;
+    only a regular file can be read back (through its own descriptor, else ``/proc/self/fd``)."""
+    try:
+        sys.stdout.flush()
+        fd = sys.stdout.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+        if position == 0:
+            return True
+        try:
+            last = os.pread(fd, 1, position - 1)
+        except OSError:  # opened write-only, as a shell's `>` does
+            with open(f"/proc/self/fd/{fd}", "rb") as again:
+                again.seek(position - 1)
+                last = again.read(1)
+        return last == b"\n"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _print_report_line(data: dict[str, Any]) -> None:
+    """Write the report as the last line of standard output, on a line of its own."""
+    text = json.dumps(data, allow_nan=False) + "\n"
+    if not _stdout_at_line_start():
+        text = "\n" + text
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read standard output is gone; keep Python from failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     command = list(args.command)
@@ -156,6 +420,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise ConfigError("carbonkit run needs a command after '--', e.g. carbonkit run -- python train.py")
+    problem = _cannot_run(command[0])
+    if problem is not None:
+        status, reason = problem
+        sys.stderr.write(f"carbonkit: cannot run {command[0]!r}: {reason}\n")
+        return status
+    relay = _SignalRelay()
+    relay.install()  # from here on no signal is lost, and none raises at an unlucky point
+    try:
+        return _run_measured(args, command, relay)
+    finally:
+        relay.restore(exiting=_running_as_program())
+
+
+def _running_as_program() -> bool:
+    """Whether this process is the ``carbonkit`` command (``carbonkit ...`` or ``python -m
+    carbonkit ...``), which ends when ``carbonkit run`` returns, rather than a program that called
+    :func:`main` and goes on (and whose own signal handlers must come back)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name in ("carbonkit.__main__", "carbonkit.cli"):
+        return True
+    return os.path.basename(sys.argv[0] if sys.argv else "") == "carbonkit"
+
+
+def _cancelled(relay: _SignalRelay, when: str) -> int | None:
+    signum = relay.ending()
+    if signum is None:
+        return None
+    sys.stderr.write(f"carbonkit: cancelled {when} ({_signal_name(signum)}); the command was not run\n")
+    return 128 + signum
+
+
+def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRelay) -> int:
     if args.start_within:
         from .scheduling import NoForecastError, plan_start_within, wait_for_best_start
 
@@ -169,9 +465,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"({100 * plan.saving:.1f}% less CO2eq than starting now, forecast by {plan.provider}); "
                 "Ctrl-C cancels\n"
             )
-            if wait_for_best_start(plan).cancelled:
-                sys.stderr.write("carbonkit: cancelled while waiting; the command was not run\n")
-                return 130
+            sys.stderr.flush()
+            wait_for_best_start(plan, sleep=relay.sleep, cancel=lambda: relay.ending() is not None)
+        status = _cancelled(relay, "while waiting")
+        if status is not None:
+            return status
     from .tracker import Tracker
 
     tracker = Tracker(
@@ -182,37 +480,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         quiet=True if args.quiet else None,
         tags=_tags(args.tag) or None,
     )
-    forwarded = {}
-
-    def forward(signum: int, frame: Any) -> None:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signum)
-
-    proc: subprocess.Popen[bytes] | None = None
+    relay.reassert()
+    status = _cancelled(relay, "before the command started")
+    if status is not None:
+        tracker.stop()
+        return status
+    since = len(relay.received)
     try:
-        proc = subprocess.Popen(command)
+        proc = subprocess.Popen(command, preexec_fn=_parent_death_signal())  # noqa: PLW1509 (see its docstring)
     except OSError as exc:
         tracker.stop()
         sys.stderr.write(f"carbonkit: cannot run {command[0]!r}: {exc.strerror or exc}\n")
-        return 127 if isinstance(exc, FileNotFoundError) else 126
-    # Ctrl-C reaches the whole process group, the command included: let the command handle
-    # it and report after it exits. SIGTERM and SIGHUP sent to carbonkit are passed on.
-    forwarded[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: None)
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            forwarded[sig] = signal.signal(sig, forward)
-    try:
-        rc = proc.wait()
-    finally:
-        for sig, handler in forwarded.items():
-            signal.signal(sig, handler)
+        return EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_NOT_EXECUTABLE
+    for signum in relay.attach(proc.pid, since):
+        sys.stderr.write(f"carbonkit: {_signal_name(signum)} came before the command started; not passed on\n")
+    status = exit_status(_wait_for_exit(proc, relay))
     report = tracker.stop()
     if args.json:
         data = report.to_dict()
-        data["exit_code"] = rc
+        data["exit_code"] = status
         data["command"] = command
-        _print_json(data)
-    return rc if rc >= 0 else 128 - rc
+        _print_report_line(data)
+    return status
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -273,7 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CarbonkitError as exc:
-        sys.stderr.write(f"carbonkit: error: {exc}\n")
+        from ._redact import redact_text
+        from ._text import printable
+
+        sys.stderr.write(f"carbonkit: error: {printable(redact_text(str(exc)))}\n")
         return 2
 
 
