@@ -48,3 +48,19 @@ def test_estimate_follows_utilisation_between_idle_and_tdp():
     """With the default model, mean power lies between the idle floor (25 % of TDP) and the TDP."""
     report = run_json(CARBONKIT_CPU_TDP_W="100")
     assert 25.0 - 1e-6 <= mean_cpu_watts(report) <= 100.0 + 1e-6
+
+
+def test_statement_of_an_estimated_run_calls_it_estimated(tmp_path):
+    """The log of a run the CPU estimate measured gives a statement that never calls it measured."""
+    run_json(CARBONKIT_CPU_TDP_W="40", CARBONKIT_LOG_DIR=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "carbonkit", "statement", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert ", estimated by carbonkit over 1 run" in text
+    assert "None of these figures is a measurement: the CPU energy was estimated" in text
+    assert "Estimated with carbonkit " in text
+    assert "measured by" not in text and "Measured with" not in text

@@ -17,8 +17,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = FIXTURES / "project"
 
 EXPECTED_TEXT = (
-    "The experiments reported here used 0.474 kWh of electricity and emitted 77 g CO2eq, measured by carbonkit "
-    "over 2 runs on 2 machines on 2025-03-10 (UTC), 51.7 minutes of run time in all. "
+    "The experiments reported here used 0.474 kWh of electricity and emitted 77 g CO2eq, measured and estimated by "
+    "carbonkit over 2 runs on 2 machines on 2025-03-10 (UTC), 51.7 minutes of run time in all. "
+    "Not every figure is a measurement: the CPU energy was estimated in 1 of 2 runs. "
     "The energy is what the devices drew, 0.306 kWh, multiplied by the power usage effectiveness (PUE) of each "
     "run's data centre: 1.2 in 1 run [user-supplied (CARBONKIT_PUE)] and 1.58 in 1 run [default: global "
     "data-centre average, Uptime Institute Global Data Center Survey 2023]. "
@@ -35,7 +36,7 @@ EXPECTED_TEXT = (
     "The logs of several processes of one job on one machine covered the same devices; each device was counted "
     "once (1 of 3 logs left out wholly or in part). "
     "1 run did not stop normally and was counted up to the last reading logged. "
-    "Measured with carbonkit 0.1.0."
+    "Measured and estimated with carbonkit 0.1.0."
 )
 
 
@@ -92,3 +93,58 @@ def test_cli_unknown_car_year_exits_2(capsys):
     assert main(["statement", str(PROJECT), "--car-year", "1999"]) == 2
     err = capsys.readouterr().err
     assert "1999" in err and "2018" in err
+
+
+# -- "measured" only for measured figures --------------------------------------------------------
+
+
+def method_project(tmp_path, methods):
+    """One stopped run per entry of ``methods``: {file stem: {component: method}}."""
+    from reports.logfiles import source, steady_log
+
+    for i, (stem, comps) in enumerate(methods.items()):
+        sources = [source(name=f"test:{c}", component=c, method=m) for c, m in comps.items()]
+        steady_log(tmp_path / f"{stem}.jsonl", sources=sources, host=f"node-{i}", stopped=True)
+    return aggregate(load_runs([tmp_path])[0])
+
+
+def test_all_measured_runs_are_called_measured(tmp_path):
+    """Only when every counted component was measured does the statement say "measured"."""
+    text = statement(method_project(tmp_path, {"a": {"cpu": "measured", "gpu": "measured"}}), "text")
+    assert ", measured by carbonkit over 1 run" in text and text.endswith("Measured with carbonkit 0.1.0.")
+    assert "estimated" not in text and "simulated" not in text and "Not every figure" not in text
+
+
+def test_estimated_runs_are_called_estimated_and_named(tmp_path):
+    """A run whose CPU was estimated (TDP x utilisation) is not "measured" anywhere."""
+    text = statement(method_project(tmp_path, {"a": {"cpu": "estimated"}}), "text")
+    assert ", estimated by carbonkit over 1 run" in text
+    assert "None of these figures is a measurement: the CPU energy was estimated." in text
+    assert text.endswith("Estimated with carbonkit 0.1.0.") and "measured" not in text.replace("a measurement", "")
+
+
+def test_simulated_runs_are_called_simulated(tmp_path):
+    """A simulated source read no hardware, and the statement says so."""
+    text = statement(method_project(tmp_path, {"a": {"gpu": "simulated"}, "b": {"gpu": "simulated"}}), "markdown")
+    assert ", simulated by carbonkit over 2 runs" in text
+    assert "the GPU energy was simulated in all 2 runs" in text and "no hardware was read" in text
+    assert text.endswith("Simulated with carbonkit 0.1.0.")
+
+
+def test_mixed_methods_name_each_component_and_run_count(tmp_path):
+    """Measured GPUs with an estimated CPU in one of two runs and a simulated DRAM: each is named."""
+    agg = method_project(
+        tmp_path,
+        {
+            "a": {"cpu": "measured", "gpu": "measured"},
+            "b": {"cpu": "estimated", "gpu": "measured", "dram": "simulated"},
+        },
+    )
+    text = statement(agg, "latex")
+    assert "measured, estimated and simulated by carbonkit over 2 runs" in text
+    assert (
+        "Not every figure is a measurement: the CPU energy was estimated in 1 of 2 runs and the DRAM energy was "
+        "simulated in 1 run. Simulated energy comes from a simulated power source: no hardware was read for it."
+    ) in text
+    assert "GPU energy was" not in text
+    assert text.endswith("Measured, estimated and simulated with carbonkit 0.1.0.")

@@ -4,6 +4,10 @@
 writes a self-contained page); ``statement PATH...`` writes a carbon impact statement for a
 paper; ``estimate`` prices a run that was not measured. The work is done in
 :mod:`carbonkit.reports`; this module only parses arguments and prints.
+
+Exit status of ``report`` and ``statement``: 0 when every log was read; 3 when some files could
+not be read (each is named on standard error, and listed under ``skipped`` with ``--json``) but
+the others were reported; 2 for a usage error or when no log at all could be read.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import json
 import sys
 from typing import Any
 
+from ._text import printable
 from .errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["EXIT_SKIPPED", "register"]
+
+#: Exit status when some logs could not be read but a report was made from the others.
+EXIT_SKIPPED = 3
 
 
 def _print_json(obj: Any) -> None:
@@ -39,10 +47,25 @@ def _car(args: argparse.Namespace) -> Any:
 
 
 def _aggregate(args: argparse.Namespace) -> Any:
-    from .reports.aggregate import aggregate, load_runs
+    from ._redact import redact_text
+    from .reports.aggregate import aggregate, read_runs
 
-    runs, notes = load_runs(args.paths)
-    return aggregate(runs, group_by=getattr(args, "group_by", None) or (), car=_car(args), notes=notes)
+    found = read_runs(args.paths)
+    for s in found.skipped:
+        sys.stderr.write(f"carbonkit: skipped {printable(s.file, single_line=True)}: "
+                         f"{printable(redact_text(s.reason), single_line=True)}\n")
+    sys.stderr.flush()
+    return aggregate(
+        found.runs,
+        group_by=getattr(args, "group_by", None) or (),
+        car=_car(args),
+        notes=found.notes,
+        skipped=found.skipped,
+    )
+
+
+def _status(agg: Any) -> int:
+    return EXIT_SKIPPED if agg.skipped else 0
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -70,7 +93,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(render_markdown(agg))
     else:
         sys.stdout.write(render_text(agg))
-    return 0
+    return _status(agg)
 
 
 # -- statement ------------------------------------------------------------------------------
@@ -82,10 +105,19 @@ def _cmd_statement(args: argparse.Namespace) -> int:
     agg = _aggregate(args)
     text = statement(agg, args.format, subject=args.subject)
     if args.json:
-        _print_json({"format": args.format, "statement": text, "total": agg.total.to_dict(), "notes": list(agg.notes)})
+        data = agg.to_dict()
+        _print_json(
+            {
+                "format": args.format,
+                "statement": text,
+                "total": data["total"],
+                "notes": data["notes"],
+                "skipped": data["skipped"],
+            }
+        )
     else:
         sys.stdout.write(text + "\n")
-    return 0
+    return _status(agg)
 
 
 # -- estimate -------------------------------------------------------------------------------
@@ -106,7 +138,8 @@ def _list_gpus(as_json: bool) -> int:
         _print_json({"gpus": [_gpu_dict(g) for g in table.values()]})
         return 0
     rows = [[g.name, g.vendor, g.form_factor, f"{g.power_w:g}", g.power_basis, g.url] for g in table.values()]
-    sys.stdout.write(text_table(["name", "vendor", "form", "watts", "what", "source"], rows, [False, False, False, True, False, False]) + "\n")
+    headers = ["name", "vendor", "form", "watts", "what", "source"]
+    sys.stdout.write(text_table(headers, rows, [False, False, False, True, False, False]) + "\n")
     return 0
 
 
@@ -171,35 +204,44 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         f"  CO2eq        {_big(est.co2eq_g, 'g')} = {_big(est.co2eq_g / 1000, 'kg')}",
         f"  car          {_big(est.car_km, 'km')} ({est.car_source})",
     ]
-    out.write("\n".join(lines) + "\n")
+    out.write(printable("\n".join(lines)) + "\n")
     if est.compare:
         rows = [
             [r["zone"], f"{r['g_per_kwh']:g}", fmt_sig(r["co2eq_g"], 4), str(r["year"] or ""), r["source"]]
             for r in est.compare
         ]
-        shown = rows if len(rows) <= 12 else [*rows[:5], ["...", "", "", "", f"{len(rows) - 10} more (--json lists all)"], *rows[-5:]]
+        more = ["...", "", "", "", f"{len(rows) - 10} more (--json lists all)"]
+        shown = rows if len(rows) <= 12 else [*rows[:5], more, *rows[-5:]]
         out.write("\nThe same energy in other zones (yearly averages), cleanest first:\n")
-        out.write(text_table(["zone", "g/kWh", "CO2eq g", "year", "source"], shown, [False, True, True, False, False]) + "\n")
+        headers = ["zone", "g/kWh", "CO2eq g", "year", "source"]
+        out.write(text_table(headers, shown, [False, True, True, False, False]) + "\n")
         c, d = est.compare[0], est.compare[-1]
         out.write(
             f"cleanest: {c['zone']} {fmt_sig(c['co2eq_g'], 4)} g; dirtiest: {d['zone']} {fmt_sig(d['co2eq_g'], 4)} g "
             f"({fmt_sig(d['co2eq_g'] / c['co2eq_g'], 3) if c['co2eq_g'] > 0 else 'n/a'} times as much)\n"
         )
     for w in est.warnings:
-        out.write(f"warning: {w}\n")
+        out.write(f"warning: {printable(w, single_line=True)}\n")
     return 0
 
 
 # -- registration ---------------------------------------------------------------------------
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+_EXIT_HELP = (
+    "exit status: 0 every log was read; 3 some files could not be read (each named on stderr, and under "
+    "'skipped' with --json) and the others were reported; 2 a usage error, or no log could be read"
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``report``, ``statement`` and ``estimate`` to the ``carbonkit`` parser."""
     r = sub.add_parser(
         "report",
         help="add run logs up: one row per run, totals, groups (table, --json, --csv, --markdown, --html)",
         description="Read run logs (files or folders of *.jsonl), count each device once per job and host, "
         "and print one row per run with the totals.",
+        epilog=_EXIT_HELP,
     )
     r.add_argument("paths", nargs="+", metavar="PATH", help="run logs (*.jsonl) or folders holding them")
     r.add_argument(
@@ -211,7 +253,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     fmt.add_argument("--csv", action="store_true", help="print CSV (kind=run, group, total)")
     fmt.add_argument("--markdown", action="store_true", help="print Markdown tables")
     r.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page with plots")
-    r.add_argument("--html-max-runs", type=int, default=20, metavar="N", help="runs given plots on the page (default 20)")
+    r.add_argument(
+        "--html-max-runs", type=int, default=20, metavar="N", help="runs given plots on the page (default 20)"
+    )
     _add_car(r)
     r.set_defaults(func=_cmd_report)
 
@@ -219,9 +263,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "statement",
         help="a carbon impact statement for a paper's appendix, from run logs",
         description="Write one paragraph: energy, CO2eq, a car equivalent, methods, intensity sources, PUE, version.",
+        epilog=_EXIT_HELP,
     )
     s.add_argument("paths", nargs="+", metavar="PATH", help="run logs (*.jsonl) or folders holding them")
-    s.add_argument("--format", choices=("text", "markdown", "latex"), default="text", help="output format (default text)")
+    s.add_argument(
+        "--format", choices=("text", "markdown", "latex"), default="text", help="output format (default text)"
+    )
     s.add_argument("--subject", default="The experiments reported here", help="how the paragraph names the work")
     s.add_argument("--json", action="store_true", help="print one JSON object (statement and totals), last on stdout")
     _add_car(s)
@@ -230,7 +277,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e = sub.add_parser(
         "estimate",
         help="what-if: energy and CO2eq of a run that was not measured",
-        description="power x count x utilization x time x PUE x intensity; with --compare, the same energy in other zones.",
+        description=(
+            "power x count x utilization x time x PUE x intensity; with --compare, the same energy in other zones."
+        ),
     )
     power = e.add_mutually_exclusive_group()
     power.add_argument("--power-w", type=float, metavar="W", help="power per device, watts")
@@ -239,8 +288,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     when = e.add_mutually_exclusive_group()
     when.add_argument("--hours", type=float, metavar="H", help="run length in hours")
     when.add_argument("--seconds", type=float, metavar="S", help="run length in seconds")
-    e.add_argument("--utilization", type=float, default=1.0, metavar="U", help="average fraction of full power, 0-1 (default 1)")
-    e.add_argument("--pue", type=float, metavar="P", help="power usage effectiveness (default 1.58, Uptime Institute 2023)")
+    e.add_argument(
+        "--utilization", type=float, default=1.0, metavar="U", help="average fraction of full power, 0-1 (default 1)"
+    )
+    e.add_argument(
+        "--pue", type=float, metavar="P", help="power usage effectiveness (default 1.58, Uptime Institute 2023)"
+    )
     where = e.add_mutually_exclusive_group()
     where.add_argument("--location", metavar="ZONE", help="price at this zone's yearly average (installed providers)")
     where.add_argument("--intensity", type=float, metavar="G", help="carbon intensity, gCO2eq/kWh")

@@ -18,7 +18,9 @@ def car_factor(year: int | None = None, g_per_km: float | None = None) -> CarFac
     :raises ConfigError: for a year not in the table or a factor that is not > 0.
     """
     if g_per_km is not None:
-        if isinstance(g_per_km, bool) or not (isinstance(g_per_km, (int, float)) and math.isfinite(g_per_km) and g_per_km > 0):
+        if isinstance(g_per_km, bool) or not (
+            isinstance(g_per_km, (int, float)) and math.isfinite(g_per_km) and g_per_km > 0
+        ):
             raise ConfigError(f"car gCO2/km must be a number > 0, got {g_per_km!r}")
         return CarFactor(float(g_per_km))
     table = car_factors()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from .._text import printable
+
 __all__ = ["fmt_duration", "fmt_sig", "text_table"]
 
 
@@ -49,8 +51,14 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None) -> str:
-    """Lay ``rows`` out under ``headers`` in aligned columns (numbers right-aligned)."""
+    """Lay ``rows`` out under ``headers`` in aligned columns (numbers right-aligned).
+
+    Every cell goes through :func:`carbonkit._text.printable` (one line, no control characters or
+    escape sequences), so a label from a log can neither break the columns nor drive the terminal.
+    """
     right = list(right) if right is not None else [False] * len(headers)
+    headers = [printable(h, single_line=True) for h in headers]
+    rows = [[printable(c, single_line=True) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

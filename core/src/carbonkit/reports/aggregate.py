@@ -1,10 +1,12 @@
 """Add run logs up: one row per run, totals, groups, and each device counted once.
 
 Reading: :func:`find_logs` expands folders to the ``*.jsonl`` files under them; :func:`read_run`
-reads a log's header with :func:`carbonkit.runlog.iter_records` and its report from the final
-``report`` record (read from the end of the file, so a long log is not parsed line by line), or
-with :func:`carbonkit.load_run` when the run never stopped (recomputed from its raw readings,
-``completed=False``).
+reads and checks a log's header (:func:`carbonkit.runlog.read_header`) and its report from the
+final ``report`` record (read from the end of the file, so a long log is not parsed line by
+line), or with :func:`carbonkit.load_run` when the run never stopped (recomputed from its raw
+readings, ``completed=False``). :func:`read_runs` reads many: a log that cannot be read (not a
+run log, a damaged header, a newer schema, unreadable) is skipped and named with the reason,
+and the others are read.
 
 Job and rank: a log belongs to a job when its header has ``job`` (what the tracker records from
 ``tags["job"]``, ``SLURM_JOB_ID`` or ``TORCHELASTIC_RUN_ID``), else when its tags have ``job``.
@@ -38,7 +40,6 @@ note says so (use ``attribution="process"`` or a ``job`` tag to avoid it).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -47,9 +48,10 @@ from typing import Any
 
 from attrs import field, frozen
 
+from .._redact import redact_mapping
 from ..errors import ConfigError, RunLogError
-from ..records import Report, _Record
-from ..runlog import SCHEMA_VERSION, iter_records, load_run
+from ..records import Report, _Record, dict_of, tuple_of
+from ..runlog import load_run, read_final_report, read_header
 from ._car import CarFactor, car_factor
 
 __all__ = [
@@ -57,11 +59,14 @@ __all__ = [
     "Contribution",
     "Group",
     "RunLog",
+    "RunsRead",
+    "SkippedLog",
     "Totals",
     "aggregate",
     "find_logs",
     "load_runs",
     "read_run",
+    "read_runs",
 ]
 
 #: Components a process-attributed run charges by its own share (see carbonkit.attribution).
@@ -113,8 +118,11 @@ class RunLog:
 
     @property
     def tags(self) -> dict[str, str]:
-        """The run's tags (from the report, else the header)."""
-        return dict(self.report.tags or self.header.get("tags") or {})
+        """The run's tags (from the report, else the header), secret-looking values redacted
+        (``token``, ``password``, ``api_key``...: see :mod:`carbonkit._redact`), so that no
+        report prints them."""
+        tags = self.report.tags or self.header.get("tags") or {}
+        return {str(k): str(v) for k, v in redact_mapping(tags).items()}
 
     @property
     def name(self) -> str:
@@ -156,51 +164,15 @@ def find_logs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def _last_line(path: Path, block: int = 65536) -> bytes:
-    """Return the last non-empty line of a file, reading it from the end."""
-    with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        pos = f.tell()
-        buf = b""
-        while pos > 0:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            buf = f.read(step) + buf
-            body = buf.rstrip(b"\r\n")
-            cut = body.rfind(b"\n")
-            if cut >= 0:
-                return body[cut + 1 :]
-        return buf.rstrip(b"\r\n")
-
-
-def _final_report(path: Path) -> Report | None:
-    """The report of the log's last line when it is a complete ``report`` record, else None."""
-    try:
-        record = json.loads(_last_line(path))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if isinstance(record, dict) and record.get("type") == "report" and isinstance(record.get("report"), dict):
-        return Report.from_dict(record["report"])
-    return None
-
-
 def read_run(path: str | os.PathLike[str]) -> RunLog:
     """Read one run log: its header and its report.
 
-    :raises RunLogError: when the file is not a carbonkit run log, or a newer schema.
+    :raises RunLogError: when the file cannot be read, is not a carbonkit run log, has a newer
+        schema or a header that lacks what a report needs (the message says which).
     """
     p = Path(path)
-    records = iter_records(p)
-    try:
-        header = next(records, None)
-    finally:
-        records.close()
-    if header is None or header.get("type") != "header":
-        raise RunLogError(f"{p} is not a carbonkit run log (its first line is not a header record)")
-    if int(header.get("schema", 0)) > SCHEMA_VERSION:
-        load_run(p)  # raises the upgrade message
-    report = _final_report(p)
+    header = read_header(p)
+    report = read_final_report(p)
     if report is None:
         report = load_run(p)
     tags = header.get("tags") or {}
@@ -219,29 +191,82 @@ def read_run(path: str | os.PathLike[str]) -> RunLog:
     )
 
 
-def load_runs(paths: Iterable[str | os.PathLike[str]], *, skip_foreign: bool = True) -> tuple[list[RunLog], list[str]]:
-    """Read every run log under ``paths``, sorted by start time then file.
+@frozen(kw_only=True)
+class SkippedLog:
+    """A file that was not read, and why (the message of the error that stopped it)."""
 
-    :param skip_foreign: In folders, skip ``*.jsonl`` files that are not carbonkit run logs (a
-        note says which); a file named explicitly must be a run log.
-    :returns: The runs and the notes about skipped files.
-    :raises RunLogError: when a file named explicitly is not a run log.
+    file: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain JSON types."""
+        return {"file": self.file, "reason": self.reason}
+
+
+@frozen(kw_only=True)
+class RunsRead:
+    """What :func:`read_runs` found: the runs read, sorted by start time then file, and the
+    files skipped."""
+
+    runs: tuple[RunLog, ...] = field(converter=tuple_of)
+    skipped: tuple[SkippedLog, ...] = field(converter=tuple_of, default=())
+
+    @property
+    def notes(self) -> list[str]:
+        """One note per file skipped."""
+        return [f"skipped {s.file}: {s.reason}" for s in self.skipped]
+
+
+#: Files named one by one in the error raised when no log at all could be read.
+MAX_SKIPPED_LISTED = 10
+
+
+def read_runs(paths: Iterable[str | os.PathLike[str]], *, strict: bool = False) -> RunsRead:
+    """Read every run log under ``paths`` (files, or folders searched for ``*.jsonl``).
+
+    A file that cannot be read as a run log (another tool's JSON Lines, a damaged header, a newer
+    schema, a file that cannot be opened) is skipped and kept in :attr:`RunsRead.skipped` with
+    the reason; damaged lines inside a readable log are not a reason (the log's report names
+    them). Files named explicitly are treated like those found in folders.
+
+    :param strict: Raise at the first file that cannot be read instead of skipping it.
+    :raises ConfigError: when a path does not exist or no ``*.jsonl`` file is found.
+    :raises RunLogError: when no file at all could be read (each is named, with its reason), or
+        with ``strict`` at the first that cannot.
     """
-    given = [Path(p) for p in paths]
-    explicit = {p.resolve() for p in given if p.is_file()}
     runs: list[RunLog] = []
-    notes: list[str] = []
-    for path in find_logs(given):
+    skipped: list[SkippedLog] = []
+    for path in find_logs(paths):
         try:
             runs.append(read_run(path))
-        except RunLogError as exc:
-            if not skip_foreign or path.resolve() in explicit:
+        except (RunLogError, OSError) as exc:
+            if strict:
                 raise
-            notes.append(f"skipped {path}: {exc}")
+            reason = str(exc) if isinstance(exc, RunLogError) else f"cannot read it: {exc.strerror or exc}"
+            skipped.append(SkippedLog(file=str(path), reason=reason))
     if not runs:
-        raise ConfigError("no carbonkit run logs found: " + "; ".join(notes))
+        listed = "; ".join(s.reason for s in skipped[:MAX_SKIPPED_LISTED])
+        more = len(skipped) - MAX_SKIPPED_LISTED
+        raise RunLogError(
+            f"no carbonkit run log could be read ({len(skipped)} file{'s' if len(skipped) != 1 else ''}): {listed}"
+            + (f"; and {more} more" if more > 0 else "")
+        )
     runs.sort(key=lambda r: (r.report.start_time, r.file))
-    return runs, notes
+    return RunsRead(runs=runs, skipped=skipped)
+
+
+def load_runs(
+    paths: Iterable[str | os.PathLike[str]], *, skip_foreign: bool = True
+) -> tuple[list[RunLog], list[str]]:
+    """Read every run log under ``paths``, sorted by start time then file (see :func:`read_runs`).
+
+    :param skip_foreign: Skip files that cannot be read as run logs (a note names each and
+        says why); False raises at the first.
+    :returns: The runs and the notes about skipped files.
+    :raises RunLogError: when no file could be read, or (``skip_foreign=False``) one cannot.
+    """
+    found = read_runs(paths, strict=not skip_foreign)
+    return list(found.runs), found.notes
 
 
 # -- counting -------------------------------------------------------------------------------
@@ -266,14 +291,14 @@ class Contribution(_Record):
 
     file: str
     counted: str
-    components: tuple[str, ...] = field(converter=tuple, default=())
-    excluded: Mapping[str, str] = field(converter=dict, factory=dict)
-    duplicate_of: tuple[str, ...] = field(converter=tuple, default=())
+    components: tuple[str, ...] = field(converter=tuple_of, default=())
+    excluded: Mapping[str, str] = field(converter=dict_of, factory=dict)
+    duplicate_of: tuple[str, ...] = field(converter=tuple_of, default=())
     it_energy_kwh: float = 0.0
     energy_kwh: float = 0.0
     co2eq_g: float = 0.0
     duration_s: float = 0.0
-    device_hours: Mapping[str, float] = field(converter=dict, factory=dict)
+    device_hours: Mapping[str, float] = field(converter=dict_of, factory=dict)
 
 
 def _devices(name: str, comp: Any) -> frozenset[str]:
@@ -290,7 +315,9 @@ def _rank_key(run: RunLog) -> tuple[float, int, int, str]:
     return (-run.report.duration_s, 0 if rank is not None else 1, rank if rank is not None else 0, run.file)
 
 
-def _contribution(run: RunLog, counted: Sequence[str], excluded: Mapping[str, str], dups: Sequence[str]) -> Contribution:
+def _contribution(
+    run: RunLog, counted: Sequence[str], excluded: Mapping[str, str], dups: Sequence[str]
+) -> Contribution:
     report = run.report
     hours = report.duration_s / 3600.0
     comps = report.components
@@ -469,9 +496,9 @@ class Totals(_Record):
     energy_kwh: float
     co2eq_g: float
     intensity_g_per_kwh: float
-    device_hours: Mapping[str, float] = field(converter=dict, factory=dict)
-    components: Mapping[str, float] = field(converter=dict, factory=dict)
-    intensity_sources: tuple[Mapping[str, Any], ...] = field(converter=tuple, default=())
+    device_hours: Mapping[str, float] = field(converter=dict_of, factory=dict)
+    components: Mapping[str, float] = field(converter=dict_of, factory=dict)
+    intensity_sources: tuple[Mapping[str, Any], ...] = field(converter=tuple_of, default=())
     start_time: datetime | None = None
     end_time: datetime | None = None
     car_km: float = 0.0
@@ -547,7 +574,7 @@ class Group(_Record):
 
     key: str
     value: str | None
-    files: tuple[str, ...] = field(converter=tuple)
+    files: tuple[str, ...] = field(converter=tuple_of)
     total: Totals
 
 
@@ -578,15 +605,17 @@ class Aggregate:
     """Runs read from logs, what each adds, the totals, the groups and notes.
 
     :meth:`to_dict` is the ``--json`` object: ``runs`` (each ``Report.to_dict()`` plus ``file``,
-    ``tags``, ``host``, ``pid``, ``job``, ``rank`` and ``counted``), ``total``, ``groups`` and
-    ``notes``.
+    ``tags``, ``host``, ``pid``, ``job``, ``rank`` and ``counted``), ``total``, ``groups``,
+    ``notes`` and ``skipped`` (each file not read: ``file`` and ``reason``). Secret-looking
+    values (a tag named ``token``, a password in a URL in a warning) are redacted in it.
     """
 
-    runs: tuple[RunLog, ...] = field(converter=tuple)
-    contributions: tuple[Contribution, ...] = field(converter=tuple)
+    runs: tuple[RunLog, ...] = field(converter=tuple_of)
+    contributions: tuple[Contribution, ...] = field(converter=tuple_of)
     total: Totals
-    groups: tuple[Group, ...] = field(converter=tuple, default=())
-    notes: tuple[str, ...] = field(converter=tuple, default=())
+    groups: tuple[Group, ...] = field(converter=tuple_of, default=())
+    notes: tuple[str, ...] = field(converter=tuple_of, default=())
+    skipped: tuple[SkippedLog, ...] = field(converter=tuple_of, default=())
 
     def contribution(self, run: RunLog) -> Contribution:
         """What ``run`` adds to the totals."""
@@ -607,13 +636,16 @@ class Aggregate:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types."""
-        return {
-            "runs": [self.run_dict(r) for r in self.runs],
-            "total": self.total.to_dict(),
-            "groups": [g.to_dict() for g in self.groups],
-            "notes": list(self.notes),
-        }
+        """Plain JSON types, secrets redacted."""
+        return redact_mapping(
+            {
+                "runs": [self.run_dict(r) for r in self.runs],
+                "total": self.total.to_dict(),
+                "groups": [g.to_dict() for g in self.groups],
+                "notes": list(self.notes),
+                "skipped": [s.to_dict() for s in self.skipped],
+            }
+        )
 
 
 def aggregate(
@@ -622,6 +654,7 @@ def aggregate(
     group_by: Sequence[str] = (),
     car: CarFactor | None = None,
     notes: Sequence[str] = (),
+    skipped: Sequence[SkippedLog] = (),
 ) -> Aggregate:
     """Count each device once, add the runs up and group them.
 
@@ -629,6 +662,7 @@ def aggregate(
     :param group_by: Grouping keys: ``host``, ``job``, ``tag:KEY``.
     :param car: The car factor for the equivalent (default: the latest year shipped).
     :param notes: Notes to keep (e.g. files skipped while reading).
+    :param skipped: The files that could not be read (:attr:`RunsRead.skipped`).
     """
     keys = [check_group_by(k) for k in group_by]
     car = car or car_factor()
@@ -650,4 +684,11 @@ def aggregate(
                     total=totals([runs[i] for i in idx], [contributions[i] for i in idx], car),
                 )
             )
-    return Aggregate(runs=runs, contributions=contributions, total=total, groups=groups, notes=[*notes, *count_notes])
+    return Aggregate(
+        runs=runs,
+        contributions=contributions,
+        total=total,
+        groups=groups,
+        notes=[*notes, *count_notes],
+        skipped=skipped,
+    )

@@ -35,7 +35,7 @@ from attrs import field, frozen
 
 from ..config import DEFAULT_PUE, DEFAULT_PUE_SOURCE
 from ..errors import ConfigError
-from ..records import IntensitySample, _Record
+from ..records import IntensitySample, _Record, tuple_of
 from ._car import CarFactor, car_factor
 
 __all__ = ["Estimate", "Gpu", "ZoneIntensity", "estimate", "find_gpu", "gpus", "zone_intensities", "zone_intensity"]
@@ -51,7 +51,7 @@ class Gpu:
     """One accelerator of the shipped table, with its vendor's power figure and source."""
 
     name: str
-    aliases: tuple[str, ...] = field(converter=tuple)
+    aliases: tuple[str, ...] = field(converter=tuple_of)
     vendor: str
     form_factor: str
     memory_gb: str
@@ -130,14 +130,13 @@ class ZoneIntensity(_Record):
 
 
 def _offline_client() -> Any:
+    # A plain client: it never sends anything, so the core's timeouts and User-Agent do not matter.
     import httpx
-
-    from .._http import default_http_client
 
     def refuse(request: Any) -> Any:
         raise httpx.ConnectError("carbonkit estimate uses yearly averages: no network request", request=request)
 
-    return default_http_client(transport=httpx.MockTransport(refuse))
+    return httpx.Client(transport=httpx.MockTransport(refuse))
 
 
 def _installed_providers(client: Any) -> list[Any]:
@@ -211,7 +210,7 @@ def known_zones() -> list[str]:
     :raises ConfigError: when that plugin is not installed.
     """
     try:
-        import carbonkit_intensity_static as static  # type: ignore[import-not-found]
+        import carbonkit_intensity_static as static
     except ImportError:
         raise ConfigError(
             "--compare all needs the zone list of carbonkit-intensity-static (not installed); "
@@ -248,8 +247,8 @@ class Estimate(_Record):
     car_g_per_km: float = 0.0
     car_year: int | None = None
     car_source: str = ""
-    compare: tuple[dict[str, Any], ...] = field(converter=tuple, default=())
-    warnings: tuple[str, ...] = field(converter=tuple, default=())
+    compare: tuple[dict[str, Any], ...] = field(converter=tuple_of, default=())
+    warnings: tuple[str, ...] = field(converter=tuple_of, default=())
 
 
 def _number(name: str, value: Any, *, low: float, low_ok: bool, high: float | None = None, what: str = "") -> float:
@@ -295,7 +294,9 @@ def estimate(
     if (power_w is None) == (gpu is None):
         raise ConfigError("give the power per device with --power-w W, or an accelerator with --gpu NAME (one of them)")
     if (intensity_g_per_kwh is None) == (location is None):
-        raise ConfigError("give the carbon intensity with --intensity G (gCO2eq/kWh), or a zone with --location Z (one of them)")
+        raise ConfigError(
+            "give the carbon intensity with --intensity G (gCO2eq/kWh), or a zone with --location Z (one of them)"
+        )
     seconds = _number("duration", duration_s, low=0.0, low_ok=False, what=" (seconds)")
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(f"--count must be a whole number >= 1 (devices), got {count!r}")

@@ -4,7 +4,9 @@ The page needs nothing from the network to be viewed: inline CSS, inline SVG (se
 no scripts, no fonts, no images. A Content-Security-Policy ``<meta>`` forbids every external
 resource and every script, so even a string that escaped escaping could not run or fetch
 anything. Every string that comes from a log (device names, tags, sources, warnings, file names)
-is escaped with :func:`html.escape`, in text and attributes.
+is escaped with :func:`html.escape`, in text and attributes, after its control characters and
+escape sequences are removed (:func:`carbonkit._text.printable`) and secret-looking values
+redacted (:mod:`carbonkit._redact`: a tag named ``token``, a password in a URL in a warning).
 
 Sections: the totals and the carbon impact statement; a table of the runs; per group and per tag
 a bar chart of CO2eq; then for each run (up to ``max_runs``) its figures, its provenance (power
@@ -21,13 +23,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from .._redact import redact_text
 from ._format import fmt_duration, fmt_sig, plural
 from .aggregate import Aggregate, RunLog, aggregate
 from .series import RunSeries, run_series
 from .statement import statement
-from .svg import PALETTE, Bars, Line, Steps, bar_chart, esc, line_chart, nice_ticks, time_unit
+from .svg import PALETTE, Bars, Line, Steps, bar_chart, line_chart, nice_ticks, time_unit
+from .svg import esc as _esc
 
 __all__ = ["render_html", "write_html"]
+
+
+def esc(text: object) -> str:
+    """Escape text for the page: secrets redacted, control characters removed, HTML escaped."""
+    return _esc(redact_text(str(text)))
+
 
 #: Runs beyond this many get no per-run bar (the table lists them all).
 MAX_RUN_BARS = 100
@@ -54,7 +64,8 @@ tr.total td { font-weight: 600; background: #fafafa; }
          background: #eee; color: #333; vertical-align: middle; }
 .badge.warn { background: #fde7d4; color: #8a3b00; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px 20px; }
-figure.chart { margin: 0; padding: 6px 8px; width: 540px; border: 1px solid #e3e3e3; border-radius: 4px; background: #fff; }
+figure.chart { margin: 0; padding: 6px 8px; width: 540px; border: 1px solid #e3e3e3; border-radius: 4px; \
+background: #fff; }
 figure.chart figcaption { font-weight: 600; font-size: 0.9rem; margin-bottom: 2px; }
 figure.chart .note { font-weight: normal; color: #666; font-size: 0.8rem; }
 figure.chart svg { display: block; }
@@ -81,7 +92,11 @@ def _td(value: object, num: bool = False) -> str:
     return f'<td class="num">{esc(value)}</td>' if num else f"<td>{esc(value)}</td>"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[tuple[object, bool]]], total: Sequence[tuple[object, bool]] | None = None) -> str:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[tuple[object, bool]]],
+    total: Sequence[tuple[object, bool]] | None = None,
+) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(_td(v, n) for v, n in row) + "</tr>" for row in rows)
     if total is not None:
@@ -109,7 +124,12 @@ def _summary(agg: Aggregate) -> str:
     items = [
         ("runs", f"{t.runs} ({t.runs_counted} counted, {t.incomplete} incomplete)"),
         ("hosts", str(t.hosts)),
-        ("period (UTC)", f"{t.start_time:%Y-%m-%d %H:%M:%S} to {t.end_time:%Y-%m-%d %H:%M:%S}" if t.start_time and t.end_time else "n/a"),
+        (
+            "period (UTC)",
+            f"{t.start_time:%Y-%m-%d %H:%M:%S} to {t.end_time:%Y-%m-%d %H:%M:%S}"
+            if t.start_time and t.end_time
+            else "n/a",
+        ),
         ("run time (summed)", fmt_duration(t.duration_s)),
         ("IT energy (devices)", _kwh(t.it_energy_kwh)),
         ("energy (after PUE)", _kwh(t.energy_kwh)),
@@ -166,7 +186,21 @@ def _runs_table(agg: Aggregate, shown: set[str]) -> str:
         ("", False),
         (f"{t.runs_counted} of {t.runs} counted", False),
     ]
-    headers = ["#", "run log", "host", "job/rank", "start (UTC)", "duration", "IT kWh", "kWh (PUE)", "CO2eq g", "g/kWh", "zone", "tags", "status"]
+    headers = [
+        "#",
+        "run log",
+        "host",
+        "job/rank",
+        "start (UTC)",
+        "duration",
+        "IT kWh",
+        "kWh (PUE)",
+        "CO2eq g",
+        "g/kWh",
+        "zone",
+        "tags",
+        "status",
+    ]
     return _table(headers, rows, total)
 
 
@@ -224,7 +258,11 @@ def _group_charts(agg: Aggregate) -> str:
 
 def _time_axis(duration: float) -> tuple[str, float, list[tuple[float, str]]]:
     unit, scale = time_unit(duration)
-    ticks = [(x * scale, fmt_sig(x, 3)) for x in nice_ticks(0.0, max(duration / scale, 1e-9), 6) if x * scale <= duration * 1.0001]
+    ticks = [
+        (x * scale, fmt_sig(x, 3))
+        for x in nice_ticks(0.0, max(duration / scale, 1e-9), 6)
+        if x * scale <= duration * 1.0001
+    ]
     if len(ticks) < 2:
         ticks.append((duration, fmt_sig(duration / scale, 3)))
     return f"time since start ({unit})", scale, ticks
@@ -314,7 +352,13 @@ def _epoch_charts(run: RunLog) -> list[str]:
     out = [
         bar_chart(
             labels,
-            [Bars(label="actual energy per epoch (after PUE)", values=[e.energy_kwh for e in rep.epochs], color=PALETTE[0])],
+            [
+                Bars(
+                    label="actual energy per epoch (after PUE)",
+                    values=[e.energy_kwh for e in rep.epochs],
+                    color=PALETTE[0],
+                )
+            ],
             title="Energy per epoch",
             x_label="epoch",
             y_label="energy (kWh)",
@@ -330,11 +374,24 @@ def _epoch_charts(run: RunLog) -> list[str]:
     note = ""
     if per_epoch is not None and pred is not None:
         lines.append(
-            Line(label=f"predicted ({pred.epochs} epochs)", points=[(0.0, 0.0), (float(pred.epochs), pred.energy_kwh or 0.0)], color=PALETTE[1], dashed=True)
+            Line(
+                label=f"predicted ({pred.epochs} epochs)",
+                points=[(0.0, 0.0), (float(pred.epochs), pred.energy_kwh or 0.0)],
+                color=PALETTE[1],
+                dashed=True,
+            )
         )
-        note = f"predicted total {fmt_sig(pred.energy_kwh)} kWh, actual {fmt_sig(total)} kWh over {len(rep.epochs)} epochs"
+        note = (
+            f"predicted total {fmt_sig(pred.energy_kwh)} kWh, actual {fmt_sig(total)} kWh over {len(rep.epochs)} epochs"
+        )
     out.append(
-        line_chart(lines, title="Cumulative energy by epoch: prediction against actual", x_label="epoch", y_label="energy (kWh)", note=note)
+        line_chart(
+            lines,
+            title="Cumulative energy by epoch: prediction against actual",
+            x_label="epoch",
+            y_label="energy (kWh)",
+            note=note,
+        )
     )
     return out
 
@@ -359,9 +416,18 @@ def _provenance(run: RunLog) -> str:
             ]
         )
     for d in rep.dropped_sources:
-        rows.append([(f"dropped source {d.name}", False), (f"{d.component}, {d.method}", False), (d.reason, False), ("", False)])
+        rows.append(
+            [(f"dropped source {d.name}", False), (f"{d.component}, {d.method}", False), (d.reason, False), ("", False)]
+        )
     chain = header.get("providers") or []
-    rows.append([("intensity providers", False), (" > ".join(str(p) for p in chain) or rep.intensity.provider, False), (f"zone {rep.intensity.zone}", False), ("in fallback order", False)])
+    rows.append(
+        [
+            ("intensity providers", False),
+            (" > ".join(str(p) for p in chain) or rep.intensity.provider, False),
+            (f"zone {rep.intensity.zone}", False),
+            ("in fallback order", False),
+        ]
+    )
     for u in rep.intensity.used:
         year = f", data year {u.year}" if u.year else ""
         rows.append(
@@ -373,7 +439,14 @@ def _provenance(run: RunLog) -> str:
             ]
         )
     for f in rep.intensity.fallbacks:
-        rows.append([("intensity fallback", False), (f.provider, False), (f.reason, False), (f"{f.time:%Y-%m-%d %H:%M:%S} UTC; used {f.used or 'the next provider'}", False)])
+        rows.append(
+            [
+                ("intensity fallback", False),
+                (f.provider, False),
+                (f.reason, False),
+                (f"{f.time:%Y-%m-%d %H:%M:%S} UTC; used {f.used or 'the next provider'}", False),
+            ]
+        )
     rows.append([("PUE", False), (fmt_sig(rep.pue, 4), False), (rep.pue_source, False), ("", False)])
     plugins = header.get("plugins") or {}
     rows.append(
@@ -446,7 +519,9 @@ def _run_section(index: int, run: RunLog, agg: Aggregate, max_points: int) -> st
 # -- page -----------------------------------------------------------------------------------
 
 
-def render_html(agg: Aggregate, *, title: str = "Carbon footprint report", max_runs: int = 20, max_points: int = 300) -> str:
+def render_html(
+    agg: Aggregate, *, title: str = "Carbon footprint report", max_runs: int = 20, max_points: int = 300
+) -> str:
     """Return the whole page as a string.
 
     :param max_runs: Runs that get a detail section with plots (the first ones in the table);

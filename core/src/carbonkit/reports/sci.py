@@ -28,7 +28,7 @@ import attrs
 from attrs import field, frozen
 
 from ..errors import ConfigError
-from ..records import Report, _Record
+from ..records import Report, _Record, tuple_of
 
 __all__ = ["SCI", "EmbodiedDevice", "EmbodiedShare", "embodied_from_config", "sci", "sci_from_report"]
 
@@ -96,14 +96,16 @@ class SCI(_Record):
     embodied_g: float
     total_g: float
     sci_g_per_unit: float
-    embodied: tuple[EmbodiedShare, ...] = field(converter=tuple, default=())
-    unknown: tuple[str, ...] = field(converter=tuple, default=())
+    embodied: tuple[EmbodiedShare, ...] = field(converter=tuple_of, default=())
+    unknown: tuple[str, ...] = field(converter=tuple_of, default=())
 
     @property
     def note(self) -> str:
         """One line on what the embodied part covers."""
         if not self.embodied:
-            return "embodied emissions not included (no embodied data configured): SCI covers operational emissions only"
+            return (
+                "embodied emissions not included (no embodied data configured): SCI covers operational emissions only"
+            )
         if self.unknown:
             return f"embodied emissions of {', '.join(self.unknown)} unknown, counted as zero"
         return "embodied emissions included for every component"
@@ -169,12 +171,15 @@ def sci(
     if isinstance(units, bool) or not isinstance(units, (int, float)) or not math.isfinite(units) or units <= 0:
         raise ConfigError(f"units (R, functional units produced) must be a number > 0, got {units!r}")
     if not isinstance(functional_unit, str) or not functional_unit.strip():
-        raise ConfigError(f"functional_unit must name what R counts, such as 'sample' or 'token', got {functional_unit!r}")
+        raise ConfigError(
+            f"functional_unit must name what R counts, such as 'sample' or 'token', got {functional_unit!r}"
+        )
     for name, value in (("operational_g", operational_g), ("energy_kwh", energy_kwh), ("run_s", run_s)):
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     table = {
-        k: (v if isinstance(v, EmbodiedDevice) else embodied_from_config({k: v})[k]) for k, v in (embodied or {}).items()
+        k: (v if isinstance(v, EmbodiedDevice) else embodied_from_config({k: v})[k])
+        for k, v in (embodied or {}).items()
     }
     shares = []
     unknown = []

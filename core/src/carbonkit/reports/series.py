@@ -4,11 +4,14 @@
   ``kind: energy`` sources, the difference of cumulative joules over the time between two
   samples (a decrease is a counter reset and gives no point).
 - Cumulative energy (after PUE): the same accounting as the run itself
-  (:class:`carbonkit._accounting.Accountant`, attributed energy with ``attribution="process"``).
+  (:class:`carbonkit.accounting.Accountant`, attributed energy with ``attribution="process"``).
 - Cumulative CO2eq: each accounting interval (``bucket_s``, one minute by default) priced at the
   intensity in force for it, as the run's report does; so its last point is the report's CO2eq.
 - Intensity: the ``intensity`` records per provider and kind (live, forecast, average), each
   value held until the next one of its series (or for its ``period_s``), clipped to the run.
+
+The log is read with :meth:`carbonkit.runlog.RunLogReader.checked`: records that do not match
+the schema (a broken line, a NaN) are skipped as :func:`carbonkit.load_run` skips them.
 
 Long runs are downsampled while reading (:class:`Envelope`: per time bin the lowest and highest
 value, so short peaks stay visible), so memory stays bounded by the number of bins, not samples.
@@ -22,9 +25,9 @@ from typing import Any
 
 from attrs import define, field, frozen
 
-from .._accounting import J_PER_KWH, Accountant, IntensityTimeline, carbon
-from ..records import IntensitySample
-from ..runlog import iter_records
+from ..accounting import J_PER_KWH, Accountant, IntensityTimeline, carbon
+from ..errors import RunLogError
+from ..runlog import RunLogReader, read_header
 from .aggregate import RunLog
 
 __all__ = ["Envelope", "RunSeries", "run_series"]
@@ -122,8 +125,15 @@ def _intensity_segments(
 
 
 def run_series(run: RunLog, max_points: int = 300) -> RunSeries:
-    """Read ``run``'s log once and build its plot series (see the module docstring)."""
-    header = run.header
+    """Read ``run``'s log once and build its plot series (see the module docstring).
+
+    A run whose file cannot be read as a run log (it was built in memory, or the file changed)
+    gets no series: no points, and its report's duration.
+    """
+    try:
+        header = read_header(run.file)
+    except RunLogError:
+        return RunSeries(duration_s=run.report.duration_s)
     sources: list[Mapping[str, Any]] = list(header.get("sources") or [])
     names = [str(s["name"]) for s in sources]
     kinds = {str(s["name"]): str(s.get("kind", "power")) for s in sources}
@@ -140,13 +150,10 @@ def run_series(run: RunLog, max_points: int = 300) -> RunSeries:
     shares: dict[str, float] | None = None
     n = 0
     t_end = 0.0
-    for record in iter_records(run.file):
-        kind = record.get("type")
+    for kind, value in RunLogReader(run.file).checked(header):
         if kind == "sample":
-            t = float(record["t"])
-            readings = record.get("r") or {}
-            for name in names:
-                values = readings.get(name)
+            t, readings = value
+            for name, values in zip(names, readings):
                 if values is None:
                     continue
                 if kinds[name] == "energy":
@@ -161,19 +168,14 @@ def run_series(run: RunLog, max_points: int = 300) -> RunSeries:
                 else:
                     for i, v in enumerate(values):
                         power.setdefault((name, i), Envelope(max_points)).add(t, float(v))
-            acc.add(t, [readings.get(name) for name in names], shares)
+            acc.add(t, readings, shares)
             energy.add(t, acc.e_attr_j / J_PER_KWH * pue)
             n += 1
             t_end = max(t_end, t)
         elif kind == "shares":
-            shares = record.get("s")
+            shares = value
         elif kind == "intensity":
-            data = {k: v for k, v in record.items() if k not in ("type", "provider")}
-            try:
-                sample = IntensitySample.from_dict(data)
-            except (TypeError, ValueError, KeyError):
-                continue
-            provider = str(record.get("provider", "unknown"))
+            sample, provider = value
             timeline.add(sample, provider)
             raw_intensity.setdefault((provider, sample.kind), {})[sample.time.timestamp()] = (
                 sample.g_per_kwh,

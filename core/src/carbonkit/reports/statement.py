@@ -2,13 +2,18 @@
 
 The paragraph gives the energy (before and after PUE), the CO2eq, an everyday equivalent (km
 driven by an average new car in the EU, with the year and source of the factor), how each
-component's energy was obtained, where the carbon intensity came from (source, kind and data
-year, with the share of the energy each priced), the PUE and its source, runs that did not stop,
-and the carbonkit version that measured the runs. It depends only on the logs (and the car
-table shipped with carbonkit), so the same logs always give the same words.
+component's energy was obtained (the figures are called "measured" only when every component
+counted was measured; otherwise the paragraph says "measured and estimated", "simulated"...,
+and names the components and the runs whose energy was estimated or simulated), where the
+carbon intensity came from (source, kind and data year, with the share of the energy each
+priced), the PUE and its source, runs that did not stop, and the carbonkit version that
+measured the runs. It depends only on the logs (and the car table shipped with carbonkit), so
+the same logs always give the same words.
 
 Formats: ``text`` (plain), ``markdown`` (headline figures in bold), ``latex`` (special
-characters escaped, CO$_2$).
+characters escaped, CO$_2$). In every format, text from the logs loses control characters and
+escape sequences (:func:`carbonkit._text.printable`) and secret-looking values
+(:mod:`carbonkit._redact`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._redact import redact_text
+from .._text import printable
+from ..records import METHODS
 from ._format import fmt_sig, plural
 from .aggregate import Aggregate
 
@@ -51,10 +59,11 @@ class _Style:
         self.fmt = fmt
 
     def esc(self, text: str) -> str:
+        text = printable(redact_text(str(text)), single_line=True)
         if self.fmt == "latex":
             return "".join(_LATEX.get(ch, ch) for ch in text)
         if self.fmt == "markdown":
-            return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text)
+            return "".join("\\" + ch if ch in "\\`*_[]<>#|&!~" else ch for ch in text)
         return text
 
     def strong(self, text: str) -> str:
@@ -107,6 +116,59 @@ def _join(items: Sequence[str], last: str = "and") -> str:
 
 def _component_label(name: str) -> str:
     return _COMPONENT_NAMES.get(name, name)
+
+def _method_runs(agg: Aggregate) -> dict[str, dict[str, int]]:
+    """Component to method to the number of counted runs whose energy of it was so obtained."""
+    per: dict[str, dict[str, int]] = {}
+    for run, c in zip(agg.runs, agg.contributions):
+        for name in c.components:
+            method = run.report.components[name].method
+            counts = per.setdefault(name, {})
+            counts[method] = counts.get(method, 0) + 1
+    return per
+
+
+def _method_order(methods: set[str]) -> list[str]:
+    known = [m for m in METHODS if m in methods]
+    return known + sorted(methods - set(known))
+
+
+def _obtained(agg: Aggregate, s: _Style) -> str:
+    """How the figures were obtained, in words: "measured", "measured and estimated"..."""
+    methods = {m for counts in _method_runs(agg).values() for m in counts}
+    if not methods:
+        return "recorded"
+    return _join([s.esc(m) for m in _method_order(methods)])
+
+
+def _not_measured(agg: Aggregate, s: _Style) -> str:
+    """Which components' energy was not measured, in how many runs; "" when all was."""
+    per = _method_runs(agg)
+    clauses = []
+    measured_any = False
+    for name in sorted(per):
+        counts = per[name]
+        total = sum(counts.values())
+        measured_any = measured_any or "measured" in counts
+        for method in _method_order(set(counts) - {"measured"}):
+            runs = counts[method]
+            if agg.total.runs_counted <= 1:
+                where = ""
+            elif runs == total == agg.total.runs_counted:
+                where = f" in all {total} runs"
+            elif runs == total:
+                where = f" in {plural(runs, 'run')}"
+            else:
+                where = f" in {runs} of {plural(total, 'run')}"
+            clauses.append(f"the {s.esc(_component_label(name))} energy was {s.esc(method)}{where}")
+    if not clauses:
+        return ""
+    lead = "Not every figure is a measurement" if measured_any else "None of these figures is a measurement"
+    text = f"{lead}: {_join(clauses)}."
+    if any("simulated" in counts for counts in per.values()):
+        text += " Simulated energy comes from a simulated power source: no hardware was read for it."
+    return text
+
 
 def _methods(agg: Aggregate, s: _Style) -> str:
     """How each component's energy was obtained, by which sources, in how many runs."""
@@ -209,12 +271,16 @@ def statement(agg: Aggregate, fmt: str = "text", *, subject: str = "The experime
         first, last = t.start_time.strftime("%Y-%m-%d"), t.end_time.strftime("%Y-%m-%d")
         when = f" on {first}" if first == last else f" between {first} and {last}"
     hosts = plural(t.hosts, "machine")
+    obtained = _obtained(agg, s)
     sentences = [
         f"{s.esc(subject)} used {s.strong(_energy(t.energy_kwh))} of electricity and emitted "
-        f"{s.strong(_mass(t.co2eq_g) + ' ' + s.co2 + 'eq')}, measured by carbonkit over "
+        f"{s.strong(_mass(t.co2eq_g) + ' ' + s.co2 + 'eq')}, {obtained} by carbonkit over "
         f"{plural(t.runs_counted, 'run')} on {hosts}{when} (UTC), {_hours(t.duration_s)} of run time in all.",
-        f"The energy is what the devices drew, {_energy(t.it_energy_kwh)}, multiplied by {_pue(agg, s)}.",
     ]
+    not_measured = _not_measured(agg, s)
+    if not_measured:
+        sentences.append(not_measured)
+    sentences.append(f"The energy is what the devices drew, {_energy(t.it_energy_kwh)}, multiplied by {_pue(agg, s)}.")
     car = _car_sentence(agg, s)
     if car:
         sentences.append(car)
@@ -235,7 +301,7 @@ def statement(agg: Aggregate, fmt: str = "text", *, subject: str = "The experime
             "the last reading logged."
         )
     versions = sorted({r.report.carbonkit_version for r in agg.runs})
-    sentences.append(f"Measured with carbonkit {_join([s.esc(v) for v in versions])}.")
+    sentences.append(f"{obtained[:1].upper()}{obtained[1:]} with carbonkit {_join([s.esc(v) for v in versions])}.")
     return " ".join(sentences)
 
 def statement_from_paths(paths: Sequence[str], fmt: str = "text", **kwargs: Any) -> str:

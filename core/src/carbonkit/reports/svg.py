@@ -14,6 +14,8 @@ from html import escape
 
 from attrs import field, frozen
 
+from .._text import printable
+from ..records import tuple_of
 from ._format import fmt_sig
 
 __all__ = ["PALETTE", "Bars", "Line", "Steps", "bar_chart", "line_chart", "nice_ticks", "time_unit"]
@@ -27,8 +29,9 @@ LEFT, RIGHT, TOP, BOTTOM = 70, 18, 14, 46
 
 
 def esc(text: object) -> str:
-    """Escape for HTML text and attribute values."""
-    return escape(str(text), quote=True)
+    """Escape for HTML text and attribute values; control characters and escape sequences are
+    removed first (HTML forbids most of them, and they mean nothing on a page)."""
+    return escape(printable(str(text)), quote=True)
 
 
 @frozen(kw_only=True)
@@ -36,7 +39,7 @@ class Line:
     """A polyline through ``points`` (x, y)."""
 
     label: str
-    points: tuple[tuple[float, float], ...] = field(converter=tuple)
+    points: tuple[tuple[float, float], ...] = field(converter=tuple_of)
     color: str = PALETTE[0]
     dashed: bool = False
     markers: bool = False
@@ -47,7 +50,7 @@ class Steps:
     """Horizontal segments ``(x0, x1, y)``: a value held over an interval."""
 
     label: str
-    segments: tuple[tuple[float, float, float], ...] = field(converter=tuple)
+    segments: tuple[tuple[float, float, float], ...] = field(converter=tuple_of)
     color: str = PALETTE[0]
     dashed: bool = False
 
@@ -57,7 +60,7 @@ class Bars:
     """One value per category."""
 
     label: str
-    values: tuple[float, ...] = field(converter=tuple)
+    values: tuple[float, ...] = field(converter=tuple_of)
     color: str = PALETTE[0]
 
 
@@ -108,12 +111,17 @@ class _Frame:
     def py(self, y: float) -> float:
         return self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
-    def axes(self, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]], y_ticks: Sequence[float]) -> list[str]:
+    def axes(
+        self, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]], y_ticks: Sequence[float]
+    ) -> list[str]:
         out = []
         for y in y_ticks:
             yy = _num(self.py(y))
             out.append(f'<line class="grid" x1="{self.left}" y1="{yy}" x2="{self.right}" y2="{yy}"/>')
-            out.append(f'<text class="tick" x="{self.left - 6}" y="{yy}" text-anchor="end" dy="0.32em">{esc(fmt_sig(y, 3))}</text>')
+            out.append(
+                f'<text class="tick" x="{self.left - 6}" y="{yy}" text-anchor="end" dy="0.32em">'
+                f"{esc(fmt_sig(y, 3))}</text>"
+            )
         for x, label in x_ticks:
             xx = _num(self.px(x))
             out.append(f'<line class="tickmark" x1="{xx}" y1="{self.bottom}" x2="{xx}" y2="{self.bottom + 4}"/>')
@@ -124,7 +132,8 @@ class _Frame:
         out.append(f'<text class="label" x="{cx}" y="{self.height - 8}" text-anchor="middle">{esc(x_label)}</text>')
         cy = _num((self.top + self.bottom) / 2)
         out.append(
-            f'<text class="label" x="14" y="{cy}" text-anchor="middle" transform="rotate(-90 14 {cy})">{esc(y_label)}</text>'
+            f'<text class="label" x="14" y="{cy}" text-anchor="middle" transform="rotate(-90 14 {cy})">'
+            f"{esc(y_label)}</text>"
         )
         return out
 
@@ -195,7 +204,9 @@ def line_chart(
         )
         if d:
             dash = ' stroke-dasharray="6 4"' if st.dashed else ""
-            body.append(f'<path class="series" d="{d}" stroke="{esc(st.color)}"{dash}><title>{esc(st.label)}</title></path>')
+            body.append(
+                f'<path class="series" d="{d}" stroke="{esc(st.color)}"{dash}><title>{esc(st.label)}</title></path>'
+            )
         legend.append((st.label, st.color, st.dashed))
     for ln in lines:
         inside = [(x, y) for x, y in ln.points if lo_x <= x <= hi_x]
@@ -205,9 +216,15 @@ def line_chart(
             x, y = inside[0]
             body.append(f'<circle cx="{_num(frame.px(x))}" cy="{_num(frame.py(y))}" r="3" fill="{esc(ln.color)}"/>')
         elif pts:
-            body.append(f'<polyline class="series" points="{pts}" stroke="{esc(ln.color)}"{dash}><title>{esc(ln.label)}</title></polyline>')
+            body.append(
+                f'<polyline class="series" points="{pts}" stroke="{esc(ln.color)}"{dash}>'
+                f"<title>{esc(ln.label)}</title></polyline>"
+            )
         if ln.markers:
-            body += [f'<circle cx="{_num(frame.px(x))}" cy="{_num(frame.py(y))}" r="2.5" fill="{esc(ln.color)}"/>' for x, y in inside]
+            body += [
+                f'<circle cx="{_num(frame.px(x))}" cy="{_num(frame.py(y))}" r="2.5" fill="{esc(ln.color)}"/>'
+                for x, y in inside
+            ]
         legend.append((ln.label, ln.color, ln.dashed))
     return _figure(title, _svg(title, body, width, height), _legend(legend), note)
 
@@ -257,6 +274,9 @@ def bar_chart(
     for ln in ref_lines:
         pts = " ".join(f"{_num(frame.px(x))},{_num(frame.py(y))}" for x, y in ln.points)
         dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
-        body.append(f'<polyline class="series" points="{pts}" stroke="{esc(ln.color)}"{dash}><title>{esc(ln.label)}</title></polyline>')
+        body.append(
+            f'<polyline class="series" points="{pts}" stroke="{esc(ln.color)}"{dash}>'
+            f"<title>{esc(ln.label)}</title></polyline>"
+        )
         legend.append((ln.label, ln.color, ln.dashed))
     return _figure(title, _svg(title, body, width, height), _legend(legend), note)

@@ -3,19 +3,31 @@
 Every run is one row; the totals follow, then one row per group. A row says whether the run
 stopped (``incomplete`` when it was killed: it counts what it logged) and what was counted
 (``duplicate`` when another log of the same job and host measured all its devices).
+
+Text from logs (file and host names, zones, sources, tags, notes) cannot inject anything: the
+text table has no control characters or escape sequences (:func:`carbonkit._text.printable`);
+Markdown cells escape HTML (``&lt;``) and put a backslash before Markdown punctuation (``|``,
+``*``, ``[``...); CSV cells that
+a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return, plain numbers aside) are prefixed with ``'`` (the OWASP rule against CSV injection).
+Secret-looking tag values and ``name=value`` pairs are redacted (:mod:`carbonkit._redact`).
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from .._redact import redact_text
+from .._text import printable
 from ._format import fmt_duration, fmt_sig, plural, text_table
 from .aggregate import Aggregate, Contribution, RunLog, Totals
 
-__all__ = ["render_csv", "render_markdown", "render_text"]
+__all__ = ["csv_cell", "render_csv", "render_markdown", "render_text"]
 
 HEADERS = (
     "#",
@@ -128,7 +140,9 @@ def _footer(agg: Aggregate) -> list[str]:
         lines.append("Intensity sources (energy priced, kWh after PUE):")
         for s in t.intensity_sources:
             year = f", {s['year']}" if s.get("year") else ""
-            lines.append(f"  {s['provider']}: {s['source']} ({s['kind']}, {s['zone']}{year}): {fmt_sig(s['energy_kwh'])}")
+            lines.append(
+                f"  {s['provider']}: {s['source']} ({s['kind']}, {s['zone']}{year}): {fmt_sig(s['energy_kwh'])}"
+            )
     if t.incomplete:
         lines.append(
             f"{plural(t.incomplete, 'run')} did not stop (killed or still running): "
@@ -136,6 +150,11 @@ def _footer(agg: Aggregate) -> list[str]:
         )
     lines += [f"Note: {n}" for n in agg.notes]
     return lines
+
+
+def _line(text: str) -> str:
+    """One line of free text from a log, safe for a terminal and without secrets."""
+    return printable(redact_text(text), single_line=True)
 
 
 def render_text(agg: Aggregate) -> str:
@@ -147,31 +166,43 @@ def render_text(agg: Aggregate) -> str:
         out.append("")
         out.append(text_table(("", "group", *HEADERS[2:]), _group_rows(agg), RIGHT))
     out.append("")
-    out += _footer(agg)
+    out += [("  " if line.startswith("  ") else "") + _line(line.strip()) for line in _footer(agg)]
     return "\n".join(out) + "\n"
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]|~!]")
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+def _md_cell(text: str, *, item: bool = False) -> str:
+    """Text as inert Markdown, on one line: HTML escaped, Markdown punctuation backslash-escaped,
+    and for a list ``item`` a leading ``#`` too (it would start a heading there)."""
+    out = _MD_SPECIAL.sub(lambda m: "\\" + m[0], html.escape(_line(text), quote=False))
+    return "\\" + out if item and out.startswith("#") else out
+
+
+def _md_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool], *, bold_last: bool = False
+) -> list[str]:
     out = ["| " + " | ".join(_md_cell(h) for h in headers) + " |"]
     out.append("|" + "|".join(" ---: " if r else " --- " for r in right) + "|")
-    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    for i, row in enumerate(rows):
+        cells = [_md_cell(c) for c in row]
+        if bold_last and i == len(rows) - 1:
+            cells = [f"**{c}**" if c else "" for c in cells]
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
 def render_markdown(agg: Aggregate) -> str:
     """Runs and totals as a Markdown table (totals in bold), groups, then notes as a list."""
     rows = _run_rows(agg)
-    rows.append([f"**{c}**" if c else "" for c in _total_row("TOTAL", agg.total)])
-    out = _md_table(HEADERS, rows, RIGHT)
+    rows.append(_total_row("TOTAL", agg.total))
+    out = _md_table(HEADERS, rows, RIGHT, bold_last=True)
     if agg.groups:
         out.append("")
         out += _md_table(("", "group", *HEADERS[2:]), _group_rows(agg), RIGHT)
     out.append("")
-    out += [("  - " if line.startswith("  ") else "- ") + _md_cell(line.strip()) for line in _footer(agg)]
+    out += [("  - " if line.startswith("  ") else "- ") + _md_cell(line.strip(), item=True) for line in _footer(agg)]
     return "\n".join(out) + "\n"
 
 
@@ -197,17 +228,31 @@ CSV_FIELDS = (
 )
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet cannot run: text starting with ``=``, ``+``, ``-``, ``@``,
+    tab or carriage return gets a leading ``'`` (OWASP, "CSV Injection"), unless it is a plain
+    number (``-0.5``, ``1e-05``); control characters are removed and secrets redacted."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r" and not _PLAIN_NUMBER.fullmatch(text):
+        text = "'" + text
+    return _line(text) if not _PLAIN_NUMBER.fullmatch(text) else text
+
+
 def render_csv(agg: Aggregate) -> str:
     """One CSV row per run (``kind=run``), group (``kind=group``) and the total (``kind=total``).
 
     Figures are full precision; ``counted_*`` columns hold what the row adds to the totals and
-    ``device_hours_<component>`` the devices times hours per component.
+    ``device_hours_<component>`` the devices times hours per component. Every cell goes through
+    :func:`csv_cell`.
     """
     components = sorted({c for r in agg.runs for c in r.report.components})
     fields = [*CSV_FIELDS, "counted_energy_kwh", "counted_co2eq_g", *(f"device_hours_{c}" for c in components)]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
+    writer.writerow({f: csv_cell(f) for f in fields})
     for run, c in zip(agg.runs, agg.contributions):
         rep = run.report
         row: dict[str, Any] = {
@@ -233,7 +278,7 @@ def render_csv(agg: Aggregate) -> str:
         }
         for comp in components:
             row[f"device_hours_{comp}"] = repr(c.device_hours[comp]) if comp in c.device_hours else ""
-        writer.writerow(row)
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
 
     def total_row(kind: str, t: Totals, group: str = "") -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -256,6 +301,7 @@ def render_csv(agg: Aggregate) -> str:
         return row
 
     for g in agg.groups:
-        writer.writerow(total_row("group", g.total, f"{g.key}={'' if g.value is None else g.value}"))
-    writer.writerow(total_row("total", agg.total))
+        row = total_row("group", g.total, f"{g.key}={'' if g.value is None else g.value}")
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
+    writer.writerow({k: csv_cell(v) for k, v in total_row("total", agg.total).items()})
     return buf.getvalue()
