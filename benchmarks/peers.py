@@ -72,6 +72,35 @@ first = time.time()
 t.stop()
 print(json.dumps({"first_sample_unix": first}))
 """,
+    ("carbontracker", "around"): _OFFLINE_CT + """
+import io, contextlib, json, time
+clock = time.perf_counter
+with contextlib.redirect_stdout(io.StringIO()):
+    from carbontracker.tracker import CarbonTracker
+    a = clock()
+    t = CarbonTracker(epochs=1, epochs_before_pred=0, monitor_epochs=1, verbose=0, log_dir=None)
+    t.epoch_start()
+    b = clock()
+    time.sleep(0.5)
+    c = clock()
+    t.epoch_end(); t.stop()
+    d = clock()
+print(json.dumps({"beyond_run_s": (b - a) + (d - c)}))
+""",
+    ("codecarbon", "around"): """
+import json, time
+from codecarbon import OfflineEmissionsTracker
+clock = time.perf_counter
+a = clock()
+t = OfflineEmissionsTracker(country_iso_code="DNK", measure_power_secs=1, save_to_file=False, log_level="error")
+t.start()
+b = clock()
+time.sleep(0.5)
+c = clock()
+t.stop()
+d = clock()
+print(json.dumps({"beyond_run_s": (b - a) + (d - c)}))
+""",
     ("carbontracker", "import"): "import carbontracker.tracker",
     ("codecarbon", "import"): "import codecarbon",
 }

@@ -75,7 +75,7 @@ def installed_plugin(tmp_path_factory):
         [*_uv(), "pip", "install", "--no-deps", "--target", str(target), "--python", sys.executable, str(wheel)],
         check=True, capture_output=True,
     )
-    env = dict(os.environ, PYTHONPATH=str(target), CARBONKIT_LOCATION="XX", CARBONKIT_INTERVAL="0.05")
+    env = dict(os.environ, PYTHONPATH=str(target), CARBONKIT_LOCATION="SE-SE3", CARBONKIT_INTERVAL="0.05")
     env.pop("CARBONKIT_PLUGINS", None)
     return env
 
@@ -85,7 +85,7 @@ def test_wheel_plugin_is_used_by_tracker(installed_plugin):
     code = textwrap.dedent(
         """
         import json, time, carbonkit
-        t = carbonkit.Tracker(quiet=True, pue=1.0, location="XX")
+        t = carbonkit.Tracker(quiet=True, pue=1.0, location="SE-SE3")
         time.sleep(0.2)
         r = t.stop()
         print(json.dumps({"sources": r.components["board"].sources, "kwh": r.components["board"].it_energy_kwh, "d": r.duration_s}))

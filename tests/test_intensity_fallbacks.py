@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
-import carbonkit_intensity_dk
-import carbonkit_intensity_static
 import httpx
 import pytest
 
+import carbonkit_intensity_dk
+import carbonkit_intensity_static
 from carbonkit.testing import FakePowerSource, mock_http_client, tracker_for
 
 FAILURES = {

@@ -124,9 +124,28 @@ def test_off_contract_object_is_an_error_naming_plugin_hook_and_object():
         def register_power_sources(self):
             return ["a string"]
 
-    pm = make_plugin_manager(plugins=[Bad()], entrypoints=False)
+    pm = make_plugin_manager(plugins=[Bad()], entrypoints=False, strict=True)
     with pytest.raises(carbonkit.PluginContractError, match="bad_plugin.*'a string'.*register_power_sources"):
-        collect_power_sources(pm, carbonkit.Config())
+        collect_power_sources(pm, carbonkit.Config(), strict=True)
+
+
+def test_off_contract_plugin_is_dropped_with_one_warning_naming_it(caplog):
+    """Outside strict mode (a tracker), the plugin is dropped, named with what it returned."""
+
+    class Bad:
+        __name__ = "bad_plugin"
+
+        @hookimpl
+        def register_power_sources(self):
+            return ["a string"]
+
+    pm = make_plugin_manager(plugins=[Bad(), GridPlugin()], entrypoints=False)
+    with caplog.at_level(logging.WARNING):
+        offers = collect_power_sources(pm, carbonkit.Config())
+    assert [s.name for s in offers.objects] == ["fake_grid:cpu"]
+    assert offers.errors[0][0] == "bad_plugin" and "'a string'" in offers.errors[0][1]
+    assert not pm.has_plugin("bad_plugin") and pm.is_blocked("bad_plugin")
+    assert caplog.text.count("bad_plugin") == 1
 
 
 def test_bad_method_and_duplicate_names_are_contract_errors():
@@ -197,7 +216,11 @@ def test_misspelled_hook_is_an_error_at_once():
             return []
 
     with pytest.raises(Exception, match="register_power_source"):
-        make_plugin_manager(plugins=[Typo()], entrypoints=False)
+        make_plugin_manager(plugins=[Typo()], entrypoints=False, strict=True)
+    pm = make_plugin_manager(plugins=[Typo(), GridPlugin()], entrypoints=False)  # a tracker's: dropped
+    assert not pm.has_plugin("typo") and pm.has_plugin("fake_grid")
+    (skipped,) = pm.carbonkit_skipped
+    assert "'register_power_source'" in skipped.reason and "did you mean 'register_power_sources'" in skipped.reason
 
 
 def test_provider_tie_is_a_configuration_error_naming_both():
@@ -267,7 +290,11 @@ def test_entry_point_raising_other_errors_is_a_load_error(monkeypatch):
 
     _patch_eps(monkeypatch, [FakeEntryPoint("divider", bad)])
     with pytest.raises(carbonkit.PluginLoadError, match="divider.*CARBONKIT_DISABLE_PLUGINS=divider"):
-        make_plugin_manager()
+        make_plugin_manager(strict=True)
+    pm = make_plugin_manager()  # a tracker's manager: dropped, recorded, the rest loads
+    (skipped,) = [s for s in pm.carbonkit_skipped if s.name == "divider"]
+    assert skipped.failed and "raised ZeroDivisionError: oops while being imported" in skipped.reason
+    assert pm.has_plugin("carbonkit.default_plugins.console_reporter")
 
 
 def test_tracker_composed_without_any_plugin_manager(monkeypatch):

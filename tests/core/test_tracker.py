@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -99,20 +100,18 @@ def test_context_manager_measures_the_block():
 
 
 def test_intensity_that_steps_mid_run_prices_each_interval_at_its_own_value():
-    """A provider whose forecast steps from 100 to 300 g/kWh prices each interval separately."""
+    """A forecast that steps from 100 to 300 g/kWh on a whole second prices each second separately."""
     start = datetime.now(timezone.utc)
-    at = start + timedelta(seconds=0.4)
-    provider = FakeIntensity(
-        g_per_kwh=step(at, 100.0, 300.0), forecast_step_s=0.05, forecast_horizon_s=5.0
-    )
-    t = make(provider=provider, pue=1.0, intensity_resolution_s=0.05)
-    time.sleep(0.8)
+    at = datetime.fromtimestamp(math.ceil(start.timestamp()) + 1, tz=timezone.utc)  # a bucket boundary
+    provider = FakeIntensity(g_per_kwh=step(at, 100.0, 300.0), forecast_step_s=0.05, forecast_horizon_s=10.0)
+    t = make(provider=provider, pue=1.0, intensity_resolution_s=1)
+    while datetime.now(timezone.utc) < at + timedelta(seconds=1.2):
+        time.sleep(0.05)
     r = t.stop()
     before = (at - r.start_time).total_seconds()
-    kwh_before = 100.0 * before / 3.6e6
+    kwh_before = 100.0 * before / 3.6e6  # the source draws 100 W
     kwh_after = r.energy_kwh - kwh_before
-    expected = kwh_before * 100.0 + kwh_after * 300.0
-    assert r.co2eq_g == pytest.approx(expected, rel=0.1)
+    assert r.co2eq_g == pytest.approx(kwh_before * 100.0 + kwh_after * 300.0, rel=1e-3)
     assert 100.0 < r.intensity_g_per_kwh < 300.0
 
 
@@ -185,7 +184,7 @@ def test_a_failing_reporter_is_disabled_and_the_run_goes_on():
         ({"epochs": 0}, "epochs must be a whole number >= 1"),
         ({"epochs": 2, "predict_after": 3}, "predict_after=3 is more than epochs=2"),
         ({"pue": 0.9}, "pue must be a number between 1.0 and 5.0"),
-        ({"interval_s": -1}, "interval_s must be a number > 0"),
+        ({"interval_s": -1}, "interval_s=-1 is not a positive number"),
         ({"location": "Copenhagen Denmark"}, "location must be a zone code"),
         ({"attribution": "gpu"}, "attribution must be 'machine' or 'process'"),
         ({"sources": ["not a source"]}, "sources must be PowerSource objects"),

@@ -9,11 +9,12 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
+import pluggy
+import pytest
+
 import carbonkit
 import carbonkit.hookspecs
 import carbonkit_intensity_static
-import pluggy
-import pytest
 from carbonkit import IntensitySample, UnknownZoneError
 from carbonkit_intensity_static import IntensityTable, StaticIntensityProvider, known_zones, lookup
 from carbonkit_intensity_static._iso3166 import ALPHA2_TO_ALPHA3, ALPHA3_TO_ALPHA2

@@ -14,6 +14,7 @@ stays cheap.
 from __future__ import annotations
 
 import importlib
+import logging
 
 from .errors import (  # re-exported
     CarbonkitError,
@@ -29,6 +30,10 @@ from .errors import (  # re-exported
     UnknownZoneError,
 )
 
+# A library's warnings go to ``logging``; without a handler configured by the application they are
+# not printed by logging's last resort (the console reporter prints them, unless quiet=True).
+logging.getLogger("carbonkit").addHandler(logging.NullHandler())
+
 TYPE_CHECKING = False  # type checkers treat this name as true; importing typing costs ~8 ms
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from .config import Config as Config
@@ -36,22 +41,50 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     from .plugins import make_plugin_manager as make_plugin_manager
     from .protocols import (
         IntensityProvider as IntensityProvider,
+    )
+    from .protocols import (
         PowerSource as PowerSource,
+    )
+    from .protocols import (
         Predictor as Predictor,
+    )
+    from .protocols import (
         Reporter as Reporter,
+    )
+    from .protocols import (
         ReporterBase as ReporterBase,
+    )
+    from .protocols import (
         RunStart as RunStart,
     )
     from .records import (
         ComponentReport as ComponentReport,
+    )
+    from .records import (
         DroppedSource as DroppedSource,
+    )
+    from .records import (
         EpochRecord as EpochRecord,
+    )
+    from .records import (
         Fallback as Fallback,
+    )
+    from .records import (
         IntensityProvenance as IntensityProvenance,
+    )
+    from .records import (
         IntensitySample as IntensitySample,
+    )
+    from .records import (
         IntensityUse as IntensityUse,
+    )
+    from .records import (
         Prediction as Prediction,
+    )
+    from .records import (
         Report as Report,
+    )
+    from .records import (
         Unavailable as Unavailable,
     )
     from .runlog import load_run as load_run

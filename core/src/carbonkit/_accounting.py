@@ -40,6 +40,7 @@ class SourceState:
     devices: tuple[str, ...]
     method: str
     last: list[float] | None = None
+    last_t: float | None = None  # when ``last`` was read (a source can miss ticks)
     base: list[float] | None = None
     cum_j: list[float] = field(factory=list)
     alive: bool = True
@@ -115,6 +116,7 @@ class Accountant:
                 continue
             if state.last is None:
                 state.last = list(values)
+                state.last_t = t
                 continue
             share = 1.0 if shares is None else shares.get(state.component, 1.0)
             comp_j = 0.0
@@ -130,14 +132,18 @@ class Accountant:
                     comp_j += d
                 lin += comp_j * share
             else:
-                gap = 0.0 if dt is None else dt
+                gap = 0.0 if state.last_t is None else t - state.last_t
                 for i, v in enumerate(values):
                     d = (last[i] + v) * 0.5 * gap
                     cum[i] += d
                     comp_j += d
-                p0 += sum(last) * share
-                p1 += sum(values) * share
+                if dt is not None and state.last_t is not None and state.last_t < (self.t_last or 0.0) - 1e-9:
+                    lin += comp_j * share  # bridging missed ticks: spread over this interval
+                else:
+                    p0 += sum(last) * share
+                    p1 += sum(values) * share
             state.last = list(values)
+            state.last_t = t
             self.component_j[state.component] += comp_j
             self.component_attr_j[state.component] += comp_j * share
         if dt is None:
@@ -149,6 +155,13 @@ class Accountant:
         self._resolve_marks(t, lin, p0, p1, dt)
         self.e_attr_j += lin + (p0 + p1) * 0.5 * dt
         self.t_last = t
+
+    def rebase(self, index: int, values: Sequence[float], t: float) -> None:
+        """Restart source ``index`` from ``values`` at ``t`` without counting the jump to them."""
+        state = self.sources[index]
+        state.last = list(values)
+        state.last_t = t
+        state.resets += 1
 
     # -- interpolation ----------------------------------------------------------------------
 
@@ -241,8 +254,10 @@ class IntensityTimeline:
         """Return the sample in force at unix time ``wall``, and its provider.
 
         In order: a live value whose period covers the time; a forecast covering it; the latest
-        live value of the last hour; a yearly average; the latest value of any kind before it;
-        the earliest after it.
+        live value of the last hour; the first live value of the next hour (a live value that
+        arrived a moment after the run started prices its start, rather than the static value
+        the run began with); a yearly average; the latest value of any kind before it; the
+        earliest after it.
         """
         index = self._build()
         if not index:
@@ -269,6 +284,11 @@ class IntensityTimeline:
             return forecast
         if live is not None and wall - live[0].time.timestamp() <= STALE_LIVE_S:
             return live
+        if "live" in index:  # the run's first live value describes its first minutes better than an average
+            times, entries = index["live"]
+            i = bisect.bisect_right(times, wall)
+            if i < len(times) and times[i] - wall <= STALE_LIVE_S:
+                return entries[i]
         average = latest("average")
         if average is not None:
             return average

@@ -22,8 +22,8 @@ __all__ = ["ProcessShare"]
 
 
 def _busy(times: Any) -> float:
-    idle = getattr(times, "idle", 0.0) + getattr(times, "iowait", 0.0)
-    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle: float = getattr(times, "idle", 0.0) + getattr(times, "iowait", 0.0)
+    total: float = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
     return total - idle
 
 

@@ -38,7 +38,9 @@ def car_factors() -> dict[int, CarFactor]:
     with resources.files("carbonkit").joinpath("data/car-co2-per-km.csv").open(encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["name"].startswith("eu_new_car_")]
     table = {
-        int(r["name"].rsplit("_", 1)[1]): CarFactor(float(r["gCO2eq_per_unit"]), int(r["name"].rsplit("_", 1)[1]), r["source"])
+        int(r["name"].rsplit("_", 1)[1]): CarFactor(
+            float(r["gCO2eq_per_unit"]), int(r["name"].rsplit("_", 1)[1]), r["source"]
+        )
         for r in rows
     }
     return dict(sorted(table.items()))

@@ -38,6 +38,9 @@ __all__ = ["hookimpl", "hookspec"]
 hookspec = pluggy.HookspecMarker("carbonkit")
 hookimpl = pluggy.HookimplMarker("carbonkit")
 
+# The functions below are signatures only: pluggy reads them and never calls them, so their
+# bodies are the docstring alone (hence the ``empty-body`` ignores; mypy cannot see that).
+
 
 # -------------------------------------------------------------------------------------------
 # Measurement
@@ -45,7 +48,7 @@ hookimpl = pluggy.HookimplMarker("carbonkit")
 
 
 @hookspec
-def register_power_sources(config: Config) -> list[PowerSource | Unavailable]:
+def register_power_sources(config: Config) -> list[PowerSource | Unavailable]:  # type: ignore[empty-body]
     """Return the power sources this plugin can read on this machine.
 
     Called once when a :class:`~carbonkit.Tracker` is built from plugins, on the thread that
@@ -61,7 +64,7 @@ def register_power_sources(config: Config) -> list[PowerSource | Unavailable]:
 
 
 @hookspec
-def register_intensity_providers(
+def register_intensity_providers(  # type: ignore[empty-body]
     config: Config, http_client: httpx.Client
 ) -> list[IntensityProvider | Unavailable]:
     """Return the carbon-intensity providers this plugin offers.
@@ -81,7 +84,7 @@ def register_intensity_providers(
 
 
 @hookspec
-def register_predictors(config: Config) -> list[Predictor | Unavailable]:
+def register_predictors(config: Config) -> list[Predictor | Unavailable]:  # type: ignore[empty-body]
     """Return the predictors this plugin offers.
 
     The core uses the one named by ``config.predictor`` (default ``"linear"``, built in:
@@ -98,7 +101,7 @@ def register_predictors(config: Config) -> list[Predictor | Unavailable]:
 
 
 @hookspec
-def register_reporters(config: Config) -> list[Reporter | Unavailable]:
+def register_reporters(config: Config) -> list[Reporter | Unavailable]:  # type: ignore[empty-body]
     """Return the reporters that should receive this run's events.
 
     Every reporter returned is used. Reporters run on the tracker's background thread, so

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
+from .records import tuple_of
+
 if TYPE_CHECKING:
     from .records import DroppedSource, EpochRecord, IntensitySample, Prediction, Report
 
@@ -45,19 +47,30 @@ class PowerSource(Protocol):
 
     Optional attributes: ``max_interval_s`` (float): the longest gap between two reads that
     the source can tolerate (for example before a counter could wrap twice); the sampler reads
-    at least that often. ``info`` (a mapping of short strings): how the figure is obtained (a
-    model, a TDP and where it came from); the run log and the report's component ``details``
-    show it.
+    at least that often. ``max_power_w`` (float): the most any one of its devices can draw, in
+    watts; a power reading above it, or a counter advancing faster than it allows, is rejected
+    (without it, a default per component applies: ``carbonkit._readings.DEFAULT_MAX_POWER_W``).
+    ``info`` (a mapping of short strings): how the figure is obtained (a model, a TDP and where
+    it came from); the run log and the report's component ``details`` show it.
 
-    :meth:`read` is called from the tracker's sampler thread only, never concurrently.
-    It may raise any exception when the device is gone: the tracker then stops reading that
-    source with one warning and keeps what it measured.
+    :meth:`read` is called from one tracker thread at a time, never concurrently, under a
+    deadline (2 s for all sources of one tick): a source that blocks past it is abandoned for the
+    rest of the run. It may raise any exception when the device is gone: the tracker then stops
+    reading that source with one warning and keeps what it measured. Every value it returns is
+    checked: one finite number >= 0 per device, or the reading is rejected with one warning.
     """
 
-    name: str
-    component: str
-    method: str
-    kind: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def component(self) -> str: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
 
     def devices(self) -> Sequence[str]:
         """Return the device labels, in the order :meth:`read` returns their values."""
@@ -81,14 +94,27 @@ class IntensityProvider(Protocol):
     - ``priority``: the core picks the highest priority covering the zone (live APIs about 100,
       static tables about 10, the built-in world constant 0).
 
-    Both methods run on the tracker's intensity thread, never on the training thread. They
-    should raise :class:`~carbonkit.errors.IntensityUnavailable` (or any exception) when the
-    service cannot answer; the core then falls back to the next provider and records why.
+    Optional: ``offline`` (bool): True when :meth:`current` answers from local data, at once and
+    without the network (a static table); the tracker asks the first such provider for the
+    zone's value at construction, so a run is priced from its first second. ``known_zones()``:
+    every zone code the provider has data for (a catalogue); when any provider has one, a
+    location no provider knows is a :class:`~carbonkit.errors.ConfigError` naming the closest
+    codes.
+
+    Both methods run on the tracker's intensity thread, never on the training thread, under a
+    deadline of 30 s each. They should raise :class:`~carbonkit.errors.IntensityUnavailable` (or
+    any exception) when the service cannot answer; the core then falls back to the next
+    provider and records why.
     """
 
-    name: str
-    zones: frozenset[str]
-    priority: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def zones(self) -> frozenset[str]: ...
+
+    @property
+    def priority(self) -> int: ...
 
     def current(self, zone: str) -> IntensitySample | None:
         """Return the intensity in force now in ``zone``, or None if there is none."""
@@ -109,21 +135,25 @@ class Predictor(Protocol):
     the core adds PUE and CO2eq.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def predict(self, *, epochs: int, completed: Sequence[EpochRecord]) -> Prediction: ...
 
 
 @runtime_checkable
 class Reporter(Protocol):
-    """Receives a run's events, in order, on the tracker's background thread.
+    """Receives a run's events, in order, on a thread of its own.
 
-    Subclass :class:`ReporterBase` to implement only the events you need. A reporter that
-    raises is disabled for the rest of the run with one warning; the run goes on.
+    Subclass :class:`ReporterBase` to implement only the events you need. Events reach each
+    reporter through its own bounded queue, so a slow reporter delays no other and never the
+    measurement. A reporter that raises, or stays in one call for more than 10 s, is disabled for
+    the rest of the run with one warning; the run goes on.
     ``on_report`` receives the final report when the run stops; ``close`` comes last.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def on_start(self, run: RunStart) -> None: ...
 
@@ -191,7 +221,7 @@ class RunStart:
     pue: float
     pue_source: str
     epochs: int | None
-    sources: tuple[Mapping[str, Any], ...] = field(converter=tuple)
-    dropped: tuple[DroppedSource, ...] = field(converter=tuple, default=())
+    sources: tuple[Mapping[str, Any], ...] = field(converter=tuple_of)
+    dropped: tuple[DroppedSource, ...] = field(converter=tuple_of, default=())
     header: Mapping[str, Any] = field(factory=dict)
     tags: Mapping[str, str] = field(factory=dict)

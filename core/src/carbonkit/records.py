@@ -8,7 +8,7 @@ Every record has ``to_dict()`` giving plain JSON types, and ``from_dict()`` read
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,16 @@ __all__ = [
 METHODS = ("measured", "estimated", "simulated")
 #: What an intensity value is: a live reading, a forecast, or a yearly average.
 INTENSITY_KINDS = ("live", "forecast", "average")
+
+
+def tuple_of(value: Iterable[Any]) -> tuple[Any, ...]:
+    """attrs converter: any iterable to a tuple (typed, so type checkers accept lists)."""
+    return tuple(value)
+
+
+def dict_of(value: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """attrs converter: a mapping or pairs to a plain dict (typed, like :func:`tuple_of`)."""
+    return dict(value)
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -182,11 +192,11 @@ class ComponentReport(_Record):
 
     energy_kwh: float
     it_energy_kwh: float
-    devices: tuple[str, ...] = field(converter=tuple)
+    devices: tuple[str, ...] = field(converter=tuple_of)
     method: str
-    sources: tuple[str, ...] = field(converter=tuple)
+    sources: tuple[str, ...] = field(converter=tuple_of)
     machine_it_energy_kwh: float | None = None
-    details: tuple[str, ...] = field(converter=tuple, default=())
+    details: tuple[str, ...] = field(converter=tuple_of, default=())
 
 
 @frozen(kw_only=True)
@@ -228,8 +238,8 @@ class IntensityProvenance(_Record):
 
     zone: str
     provider: str
-    used: tuple[IntensityUse, ...] = field(converter=tuple, default=())
-    fallbacks: tuple[Fallback, ...] = field(converter=tuple, default=())
+    used: tuple[IntensityUse, ...] = field(converter=tuple_of, default=())
+    fallbacks: tuple[Fallback, ...] = field(converter=tuple_of, default=())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IntensityProvenance:
@@ -250,7 +260,11 @@ class Report(_Record):
     ``intensity_g_per_kwh`` the energy-weighted mean of those intensities.
     ``completed`` is false for a run recovered from the log of a run that did not stop.
     ``sci`` is the Software Carbon Intensity per ``functional_unit`` when the tracker was given
-    one and a count of ``units``.
+    one and a count of ``units``. ``cut_short`` says what did not run to the end and why (a
+    power source abandoned because it blocked, a reporter that did not finish); ``ended_by``
+    names the signal that ended the run (``"SIGTERM"``), None when ``stop()`` ended it.
+    ``location_source`` says how the location was found (``"argument"``,
+    ``"CARBONKIT_LOCATION"``, ``"resolve_location hook"``, ``"default"``).
     """
 
     carbonkit_version: str
@@ -265,13 +279,13 @@ class Report(_Record):
     intensity_g_per_kwh: float
     location: str
     intensity: IntensityProvenance
-    components: Mapping[str, ComponentReport] = field(converter=dict, factory=dict)
-    epochs: tuple[EpochRecord, ...] = field(converter=tuple, default=())
+    components: Mapping[str, ComponentReport] = field(converter=dict_of, factory=dict)
+    epochs: tuple[EpochRecord, ...] = field(converter=tuple_of, default=())
     epochs_planned: int | None = None
     prediction: Prediction | None = None
-    dropped_sources: tuple[DroppedSource, ...] = field(converter=tuple, default=())
-    warnings: tuple[str, ...] = field(converter=tuple, default=())
-    tags: Mapping[str, str] = field(converter=dict, factory=dict)
+    dropped_sources: tuple[DroppedSource, ...] = field(converter=tuple_of, default=())
+    warnings: tuple[str, ...] = field(converter=tuple_of, default=())
+    tags: Mapping[str, str] = field(converter=dict_of, factory=dict)
     completed: bool = True
     attribution: str = "machine"
     paused_s: float = 0.0
@@ -281,6 +295,9 @@ class Report(_Record):
     car_km: float = 0.0
     car_g_per_km: float = 0.0
     car_source: str = ""
+    cut_short: tuple[str, ...] = field(converter=tuple_of, default=())
+    ended_by: str | None = None
+    location_source: str | None = None
 
     @property
     def methods(self) -> dict[str, str]:

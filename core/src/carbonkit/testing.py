@@ -206,7 +206,9 @@ def tracker_for(*plugins: object, http_client: Any = None, **kwargs: Any) -> Any
     )
 
 
-def assert_plugin_valid(plugin: ModuleType | object, config: Config | None = None, http_client: Any = None) -> dict[str, Any]:
+def assert_plugin_valid(
+    plugin: ModuleType | object, config: Config | None = None, http_client: Any = None
+) -> dict[str, Any]:
     """Register ``plugin`` alone, check its hooks against the specs, call every collector.
 
     :returns: What each collector returned, by hook name, after the contract checks.
@@ -221,14 +223,14 @@ def assert_plugin_valid(plugin: ModuleType | object, config: Config | None = Non
         make_plugin_manager,
     )
 
-    pm = make_plugin_manager(plugins=[plugin], entrypoints=False, defaults=False)
+    pm = make_plugin_manager(plugins=[plugin], entrypoints=False, defaults=False, strict=True)
     config = config or Config(location="WORLD")
     client = http_client or mock_http_client()
     offers = {
-        "register_power_sources": collect_power_sources(pm, config),
-        "register_intensity_providers": collect_intensity_providers(pm, config, client),
-        "register_predictors": collect_predictors(pm, config),
-        "register_reporters": collect_reporters(pm, config),
+        "register_power_sources": collect_power_sources(pm, config, strict=True),
+        "register_intensity_providers": collect_intensity_providers(pm, config, client, strict=True),
+        "register_predictors": collect_predictors(pm, config, strict=True),
+        "register_reporters": collect_reporters(pm, config, strict=True),
     }
     for hook, offer in offers.items():
         assert not offer.errors, f"{hook} raised: {offer.errors}"

@@ -1,9 +1,17 @@
-"""The tracker: measure a run from construction to ``stop()``, predict it, report it.
+"""The tracker: measure a run from its first reading to ``stop()``, predict it, report it.
 
-Threads: the caller's (training) thread only appends timestamps; a sampler thread reads every
-power source every ``interval_s``, accounts energy, resolves epochs, runs the predictor and calls
-the reporters (all file and console output happens there); an intensity thread fetches carbon
-intensity at start and every ``intensity_refresh_s``, falling back provider by provider.
+:class:`Tracker` composes the run (:func:`carbonkit._compose.compose`: plugins, sources,
+providers, reporters, every call into plugin code under a deadline), then runs it on background
+threads; ``docs/architecture.md`` draws them and says who can delay whom:
+
+- the caller's (training) thread only appends timestamps, and wakes the sampler;
+- the sampler thread reads every power source through a guarded reader (a source that blocks is
+  abandoned at its deadline and marked failed), validates each reading, accounts energy,
+  resolves epochs, runs the predictor and hands every event to the reporters;
+- each reporter has its own thread and bounded queue (:mod:`carbonkit._dispatch`);
+- the intensity thread fetches carbon intensity at start and every ``intensity_refresh_s``,
+  provider by provider, each call under a deadline. The zone's static value is there from the
+  first second, so nothing waits for the network.
 """
 
 from __future__ import annotations
@@ -25,11 +33,16 @@ import attrs
 
 from . import __version__
 from ._accounting import Accountant
-from ._engine import Engine, source_meta
+from ._compose import Composition, LazyHttpClient, SourceSlot, compose
+from ._dispatch import Channel
+from ._engine import Engine
+from ._guard import Outcome, Worker, describe_failure
+from ._readings import check_counter, check_values
+from ._redact import redact_mapping, redact_text
 from .config import Config
-from .errors import ConfigError, IntensityUnavailable, NoPowerSourceError
+from .errors import ConfigError, IntensityUnavailable
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter, RunStart
-from .records import METHODS, DroppedSource, Fallback, IntensitySample, Report, Unavailable
+from .records import Fallback, IntensitySample, Report
 
 if TYPE_CHECKING:
     import httpx
@@ -39,55 +52,36 @@ __all__ = ["Tracker"]
 
 _logger = logging.getLogger("carbonkit")
 
-#: How long epochs and the prediction wait for a first intensity value before using the
-#: world average (labelled as a fallback).
-FIRST_INTENSITY_WAIT_S = 5.0
 #: How far ahead the intensity thread asks for a forecast.
 FORECAST_HORIZON = timedelta(hours=48)
-
-_NO_SOURCE_HINT = (
-    "no power source is available on this machine; install carbonkit-rapl (Intel/AMD CPUs on "
-    "Linux), carbonkit-nvml (NVIDIA GPUs) or carbonkit-cpu-estimate (an estimate from CPU "
-    "utilisation and TDP, for VMs and containers), or pass sources= explicitly"
-)
-
-
-def _select_sources(
-    sources: Sequence[PowerSource],
-) -> tuple[list[PowerSource], list[DroppedSource]]:
-    """Keep, per component, only the sources with the best method (measured > estimated > simulated)."""
-    best: dict[str, int] = {}
-    for s in sources:
-        rank = METHODS.index(s.method)
-        best[s.component] = min(best.get(s.component, rank), rank)
-    kept, dropped = [], []
-    for s in sources:
-        if METHODS.index(s.method) == best[s.component]:
-            kept.append(s)
-        else:
-            better = METHODS[best[s.component]]
-            dropped.append(
-                DroppedSource(
-                    name=s.name,
-                    component=s.component,
-                    method=s.method,
-                    reason=f"a {better} source covers {s.component}",
-                )
-            )
-    return kept, dropped
+#: Longest all sources of one tick may take to answer ``read()``; past it the source being read
+#: is abandoned and marked failed for the rest of the run.
+READ_DEADLINE_S = 2.0
+#: Longest an intensity provider's ``current()`` or ``forecast()`` may take before the next
+#: provider is used; a provider that blocks this long is not asked again during the run.
+PROVIDER_DEADLINE_S = 30.0
+#: Longest a source's ``close()`` may take at the end of a run.
+CLOSE_DEADLINE_S = 1.0
+#: ``stop()`` gives a first intensity fetch still under way this long to finish (a local or
+#: fast provider makes it; a slow network is not waited for: the static value prices the run).
+FIRST_FETCH_GRACE_S = 0.05
+#: An ``epoch_end()`` wakes the sampler at once, but ticks are never closer than this.
+MIN_TICK_GAP_S = 0.02
 
 
 class Tracker:
     """Measure, predict and report the energy and carbon footprint of a run.
 
-    Measurement runs from construction to :meth:`stop`; ``epoch_start()`` / ``epoch_end()``
+    Measurement runs from the first reading (at the end of construction) to :meth:`stop`; the
+    report's duration and energy cover exactly that span. ``epoch_start()`` / ``epoch_end()``
     break the run into epochs. Used as a context manager, the block is measured and
-    :attr:`report` is set when it ends.
+    :attr:`report` is set when it ends (also through an exception or Ctrl-C).
 
     :param epochs: Planned number of epochs, for the prediction; None for no prediction.
-    :param predict_after: Epochs to monitor before predicting (>= 1).
+    :param predict_after: Epochs to monitor before predicting (1 to ``epochs``; default 1).
     :param location: Zone code (``"DK-DK2"``, ``"GB"``...). None: ``CARBONKIT_LOCATION``, else the
-        ``resolve_location`` hook, else ``"WORLD"`` with a warning.
+        ``resolve_location`` hook, else ``"WORLD"`` with a warning. A code no installed provider
+        knows is a :class:`ConfigError` naming the closest known codes.
     :param pue: Power usage effectiveness. None: ``CARBONKIT_PUE``, else the default
         (:data:`carbonkit.config.DEFAULT_PUE`, with its source in the report).
     :param interval_s: Seconds between samples (default 1.0, or ``CARBONKIT_INTERVAL``).
@@ -97,7 +91,8 @@ class Tracker:
         The built-in world average is always the last fallback.
     :param predictor: Predictor instead of the plugins' ``linear``.
     :param reporters: Reporters instead of the plugins' (an empty list means none).
-    :param quiet: Silence the console reporter.
+    :param quiet: No console output at all (warnings still reach the report, the run log and
+        ``logging``).
     :param attribution: ``"machine"`` or ``"process"`` (scale CPU and DRAM energy by the tracked
         process tree's share).
     :param postcode: Outward postcode for regional providers (Great Britain).
@@ -111,16 +106,17 @@ class Tracker:
     :param embodied: Embodied emissions per component for SCI (``CARBONKIT_EMBODIED``):
         ``{"gpu": {"kgco2e": 150, "lifetime_years": 4, "source": "..."}}``; none by default.
     :param options: Settings for third-party plugins.
-    :param http_client: An ``httpx.Client`` for providers (default: the core's own).
+    :param http_client: An ``httpx.Client`` for providers (default: the core's own, created
+        when a provider first needs it).
     :param plugin_manager: A manager from :func:`carbonkit.make_plugin_manager`.
-    :raises ConfigError: on any invalid argument, naming it and what is accepted.
-    :raises NoPowerSourceError: when no power source is available.
+    :raises ConfigError: on any invalid argument or variable, naming it and what is accepted.
+    :raises NoPowerSourceError: when no power source is left after every plugin was tried.
     """
 
     def __init__(
         self,
         epochs: int | None = None,
-        predict_after: int = 1,
+        predict_after: int | None = None,
         location: str | None = None,
         pue: float | None = None,
         interval_s: float | None = None,
@@ -145,17 +141,16 @@ class Tracker:
         plugin_manager: pluggy.PluginManager | None = None,
     ) -> None:
         self._clock: Callable[[], float] = time.monotonic
-        t0 = self._clock()
-        self._t0 = t0
-        wall0 = time.time()
         self._marks: list[tuple[str, float]] = []
         self._report: Report | None = None
-        self._stopped = False
-        self._pending_warnings: list[str] = []
-        self._started = False  # the background threads are running
-        if tags is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        self._started = False
+        self._pending: list[str] = []  # warnings raised before the reporters exist
+        self._dead_providers: set[str] = set()
+        if tags is not None and not (
+            isinstance(tags, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        ):
             raise ConfigError(f"tags must map strings to strings, got {tags!r}")
-        self.config = config = Config.from_env(
+        config = Config.from_env(
             epochs=epochs,
             predict_after=predict_after,
             location=location,
@@ -174,124 +169,48 @@ class Tracker:
             options=options,
             pid=pid,
         )
+        if config.functional_unit is not None and not (
+            isinstance(config.functional_unit, str) and config.functional_unit.strip()
+        ):
+            raise ConfigError(
+                f"functional_unit must be a word such as 'sample' or 'token', got {config.functional_unit!r}"
+            )
+        self._embodied: dict[str, Any] = {}
         if config.embodied:
             from .reports.sci import embodied_from_config
 
             self._embodied = embodied_from_config(config.embodied)
-        else:
-            self._embodied = {}
-        if config.functional_unit is not None and not (
-            isinstance(config.functional_unit, str) and config.functional_unit.strip()
-        ):
-            raise ConfigError(f"functional_unit must be a word such as 'sample' or 'token', got {config.functional_unit!r}")
+        early_warnings = _check_environment(config)
         self._units = 0.0
         self._final_units: float | None = None
-        self._pm = plugin_manager
         self._own_client = http_client is None
-        self._http = http_client
-        needs_pm = sources is None or provider is None or predictor is None or reporters is None
+        self._http: Any = http_client if http_client is not None else LazyHttpClient()
+        given_by = config.describe_source("location")
+        comp = compose(
+            config,
+            sources=sources,
+            provider=provider,
+            predictor=predictor,
+            reporters=reporters,
+            pm=plugin_manager,
+            http_client=self._http,
+            location_given_by=given_by,
+        )
+        comp.warnings[:0] = early_warnings
+        self._start(comp)
 
-        if needs_pm and self._pm is None:
-            from .plugins import make_plugin_manager
+    # -- starting ---------------------------------------------------------------------------
 
-            self._pm = make_plugin_manager()
-
-        # Location.
-        zone = config.location
-        if zone is None and self._pm is not None:
-            from .plugins import resolve_location
-
-            zone = resolve_location(self._pm, config, self.http_client)
-        if zone is None:
-            zone = "WORLD"
-            self._pending_warnings.append(
-                "no location given: using the world average intensity; set location= or "
-                "CARBONKIT_LOCATION to a zone code such as 'DK-DK2', 'GB' or 'SE-SE3'"
-            )
-        self.config = config = attrs.evolve(config, location=zone)
-
-        # Power sources.
-        notes: list[Unavailable] = []
-        if sources is None:
-            from .plugins import collect_power_sources
-
-            offers = collect_power_sources(self._pm, config)  # type: ignore[arg-type]
-            offered = list(offers.objects)
-            notes += offers.notes
-            for plugin, err in offers.errors:
-                self._pending_warnings.append(f"plugin {plugin!r} failed to offer power sources: {err}")
-        else:
-            from .plugins import _check_source
-
-            offered = list(sources)
-            for s in offered:
-                if not isinstance(s, PowerSource):
-                    raise ConfigError(
-                        f"sources must be PowerSource objects (name, component, method, kind, "
-                        f"devices(), read(), close()), got {s!r}"
-                    )
-                _check_source(s, "sources=")
-            names = [s.name for s in offered]
-            if len(set(names)) != len(names):
-                raise ConfigError(f"source names must be unique, got {names}")
-        for note in notes:
-            if note.warn:
-                hint = f" {note.hint}" if note.hint else ""
-                self._pending_warnings.append(f"{note.plugin}: {note.reason}.{hint}")
-        if not offered:
-            reasons = "; ".join(f"{n.plugin}: {n.reason}" for n in notes)
-            raise NoPowerSourceError(_NO_SOURCE_HINT + (f" (plugins said: {reasons})" if reasons else ""))
-        self.sources, dropped = _select_sources(offered)
-        for d in dropped:
-            _close_quietly(next(s for s in offered if s.name == d.name))
-        self._devices = [len(s.devices()) for s in self.sources]
-
-        # Intensity providers, best first; the world average is always last.
-        from .default_plugins.constant_intensity import WorldAverage
-
-        if provider is None:
-            from .plugins import collect_intensity_providers, ordered_providers
-
-            offers = collect_intensity_providers(self._pm, config, self.http_client)  # type: ignore[arg-type]
-            chain = ordered_providers(list(offers.objects), zone, config.intensity_provider)
-        else:
-            chain = list(provider) if isinstance(provider, Sequence) else [provider]
-            for p in chain:
-                if not isinstance(p, IntensityProvider):
-                    raise ConfigError(
-                        f"provider must be an IntensityProvider (name, zones, priority, current(), "
-                        f"forecast()), got {p!r}"
-                    )
-        if not any(isinstance(p, WorldAverage) for p in chain):
-            chain.append(WorldAverage())
-        self.providers: list[IntensityProvider] = chain
-
-        # Predictor.
-        if predictor is None:
-            from .plugins import collect_predictors
-
-            by_name = {p.name: p for p in collect_predictors(self._pm, config).objects}  # type: ignore[arg-type]
-            if config.predictor not in by_name:
-                raise ConfigError(
-                    f"predictor {config.predictor!r} is not installed; available: {', '.join(sorted(by_name))}"
-                )
-            predictor = by_name[config.predictor]
-        elif not isinstance(predictor, Predictor):
-            raise ConfigError(f"predictor must have a name and predict(epochs=, completed=), got {predictor!r}")
-        self.predictor = predictor
-
-        # Reporters.
-        if reporters is None:
-            from .plugins import collect_reporters
-
-            reporters = list(collect_reporters(self._pm, config).objects)  # type: ignore[arg-type]
-        else:
-            for r in reporters:
-                if not isinstance(r, Reporter):
-                    raise ConfigError(f"reporters must be Reporter objects (see ReporterBase), got {r!r}")
-        self.reporters: list[Reporter] = list(reporters)
-
-        # Attribution.
+    def _start(self, comp: Composition) -> None:
+        """Take the first reading (t = 0: the run starts here) and start the threads."""
+        self._composition = comp
+        self.config = config = comp.config
+        self._pm = comp.pm
+        self._slots: list[SourceSlot] = comp.sources
+        self.sources: list[Any] = [s.source for s in comp.sources]
+        self.providers: list[IntensityProvider] = comp.providers
+        self.predictor: Predictor = comp.predictor
+        self.reporters: list[Reporter] = comp.reporters
         self._share = None
         if config.attribution == "process":
             from .attribution import ProcessShare
@@ -300,60 +219,84 @@ class Tracker:
                 self._share = ProcessShare(pid=config.pid)
             except Exception as exc:
                 raise ConfigError(f"attribution='process' needs a running process pid={config.pid}: {exc}") from exc
+        intervals = [s.max_interval_s for s in self._slots if s.max_interval_s]
+        self._interval = min([config.interval_s, *intervals])
+        self._live = [True] * len(self._slots)
+        self._rejected: dict[str, int] = {}
+        self._cut_short: list[str] = []
+        self._lock = threading.RLock()  # guards warnings and the inbox
+        self._inbox: list[tuple[str, Any]] = []
+        self._pauses: list[tuple[float, float]] = []
+        self._latest_current: IntensitySample | None = None
+        self._latest_forecast: list[IntensitySample] = []
+        self._wake = threading.Event()
+        self._stop_requested = threading.Event()
+        self._done = threading.Event()  # the sampler has made the report
+        self._predicted_event = threading.Event()
+        self._intensity_stop = threading.Event()
+        self._first_fetch = threading.Event()
+        self._ended_by: str | None = None
+        self._stop_lock = threading.RLock()  # re-entrant: a SIGTERM handler may call stop() inside stop()
+        self._stopping = False
+        self._reader = Worker("carbonkit-read")
+        self._predicted = config.epochs is None
+        if self._predicted:
+            self._predicted_event.set()
+        self._ends = 0
 
-        meta = source_meta(self.sources)
+        meta = [s.meta() for s in self._slots]
+        # t = 0 is the first reading: duration and energy cover the same span from here.
+        self._t0 = self._clock()
+        wall0 = time.time()
         self._engine = Engine(
-            accountant=Accountant.for_sources(
-                meta, start_wall=wall0 - (self._clock() - t0), bucket_s=config.intensity_resolution_s
-            ),
-            location=zone,
+            accountant=Accountant.for_sources(meta, start_wall=wall0, bucket_s=config.intensity_resolution_s),
+            location=config.location or "WORLD",
             pue=config.pue,
             pue_source=config.pue_source,
-            provider=chain[0].name,
+            provider=comp.providers[0].name,
             epochs_planned=config.epochs,
             tags=dict(config.tags),
-            dropped=dropped,
+            dropped=comp.dropped,
             attribution=config.attribution,
             source_info={m["name"]: m["info"] for m in meta},
         )
-        intervals = [float(getattr(s, "max_interval_s", 0) or 0) for s in self.sources]
-        safe = min([i for i in intervals if i > 0], default=config.interval_s)
-        self._interval = min(config.interval_s, safe)
-        if self._interval < config.interval_s:
-            _logger.debug("sampling every %.3g s, as a source requires", self._interval)
+        if comp.seed is not None:
+            self._engine.add_intensity(*comp.seed)
+        first = self._read(0.0)
+        from .runlog import RunLogWriter
+
+        for r in comp.reporters:
+            if isinstance(r, RunLogWriter):
+                r.warn = self._warn  # a log deleted mid-run is a run warning
+        self._channels = [Channel(r, self._warn) for r in comp.reporters]
+        header = self._header(meta, comp, wall0)
         self._run_start = RunStart(
             start_time=datetime.fromtimestamp(wall0, tz=timezone.utc),
-            location=zone,
+            location=self._engine.location,
             pue=config.pue,
             pue_source=config.pue_source,
             epochs=config.epochs,
             sources=meta,
-            dropped=dropped,
-            header=self._header(meta, dropped, notes, wall0),
+            dropped=comp.dropped,
+            header=header,
             tags=dict(config.tags),
         )
-
-        # First reading now: the run starts here.
-        self._inbox: list[tuple[str, Any]] = []
-        self._pauses: list[tuple[float, float]] = []  # (start, end) seconds: the training thread's
-        self._latest_current: IntensitySample | None = None  # set by the intensity thread
-        self._latest_forecast: list[IntensitySample] = []
-        self._live = [True] * len(self.sources)
-        self._disabled_reporters: set[int] = set()
-        self._tick(0.0)
-        self._predicted = config.epochs is None
-        self._ends = 0
-        self._predict_at = -1 if self._predicted else config.predict_after
-        self._first_intensity_deadline = FIRST_INTENSITY_WAIT_S
-        self._stop_t: float | None = None
-        self._wake = threading.Event()
-        self._intensity_stop = threading.Event()
-        self._intensity_first = threading.Event()
+        self._emit("on_start", self._run_start)
+        if comp.seed is not None:
+            self._emit("on_intensity", comp.seed[0])
+            self._emit("on_provider_sample", *comp.seed)
+        self._emit("on_sample", 0.0, first)
+        self._started = True
+        for message in comp.warnings + self._pending:
+            self._warn(message)
+        self._pending = []
         self._sampler = threading.Thread(target=self._sampler_main, name="carbonkit-sampler", daemon=True)
         self._fetcher = threading.Thread(target=self._intensity_main, name="carbonkit-intensity", daemon=True)
-        self._started = True
         self._sampler.start()
         self._fetcher.start()
+        from . import _signals
+
+        _signals.register(self)
 
     # -- the training thread's API ----------------------------------------------------------
 
@@ -362,15 +305,15 @@ class Tracker:
         self._marks.append(("start", self._clock() - self._t0))
 
     def epoch_end(self) -> None:
-        """Mark the end of an epoch: records a timestamp, nothing else.
+        """Mark the end of an epoch: records a timestamp and wakes the sampler, nothing else.
 
-        Without a matching ``epoch_start()``, the epoch starts where the previous one ended
-        (or where the run started).
+        The sampler then reads the sources and writes the epoch to the run log at once (within one
+        sampling interval at the latest). Without a matching ``epoch_start()``, the epoch starts
+        where the previous one ended (or where the run started).
         """
         self._marks.append(("end", self._clock() - self._t0))
         self._ends += 1
-        if self._ends == self._predict_at:  # once: wake the sampler to predict now
-            self._wake.set()
+        self._wake.set()
 
     def pause_while_high(
         self,
@@ -409,6 +352,9 @@ class Tracker:
         policy = PausePolicy(threshold=threshold, deadline=deadline, max_sleep_s=max_sleep_s)
         start_t = self._clock() - self._t0
         if remaining_s is None:
+            if self._ends >= self.config.predict_after:
+                # The sampler makes the prediction right after the epoch end that allows it.
+                self._predicted_event.wait(READ_DEADLINE_S + self._interval)
             prediction = self._engine.prediction
             if prediction is None:
                 raise ConfigError(
@@ -439,7 +385,7 @@ class Tracker:
         if outcome.paused_s > 0:
             end_t = self._clock() - self._t0
             self._pauses.append((start_t, end_t))
-            self._inbox.append(("pause", (start_t, end_t, outcome)))
+            self._post("pause", (start_t, end_t, outcome))
         if outcome.cancelled:
             raise KeyboardInterrupt
         return outcome
@@ -453,6 +399,9 @@ class Tracker:
     def stop(self, timeout_s: float = 10.0, *, units: float | None = None) -> Report:
         """Stop measuring, report, and return the :class:`~carbonkit.Report` (idempotent).
 
+        Returns within ``timeout_s``: a source, reporter or provider that does not finish in time is
+        left behind, and the report says what was cut short and why.
+
         :param units: Functional units produced, for SCI (instead of those counted with
             :meth:`add_units`).
         """
@@ -460,25 +409,64 @@ class Tracker:
             if isinstance(units, bool) or not isinstance(units, (int, float)) or not math.isfinite(units) or units < 0:
                 raise ConfigError(f"units must be a finite number >= 0, got {units!r}")
             self._final_units = float(units)
-        if self._report is not None or self._stopped:
-            self._sampler.join(timeout_s)
-            return self._report or self._emergency_report()
-        self._stopped = True
-        self._stop_t = self._clock() - self._t0
-        if not self._intensity_first.is_set():
-            self._intensity_first.wait(min(2.0, timeout_s))
-        self._intensity_stop.set()
-        self._wake.set()
-        self._sampler.join(timeout_s)
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+            raise ConfigError(f"stop(timeout_s=) must be a number of seconds > 0, got {timeout_s!r}")
+        deadline = self._clock() + timeout_s
+        with self._stop_lock:
+            first = not self._stopping
+            self._stopping = True
+        if first:
+            self._first_fetch.wait(FIRST_FETCH_GRACE_S)
+            self._stop_requested.set()
+            self._intensity_stop.set()
+            self._wake.set()
+        self._done.wait(max(deadline - self._clock() - 0.2, 0.0))
         if self._report is None:
-            _logger.warning("carbonkit: the sampler did not finish within %.0f s; reporting what it has", timeout_s)
-            self._report = self._emergency_report()
-        self._fetcher.join(0.1)
-        for s in self.sources:
-            _close_quietly(s)
-        if self._own_client and self._http is not None and not self._fetcher.is_alive():
-            self._http.close()
+            with self._lock:
+                if self._report is None:
+                    self._cut_short.append(f"the sampler did not finish within {timeout_s:g} s: the report covers what "
+                                           "it had accounted until then")
+                    self._warn(self._cut_short[-1])
+                    self._report = self._final_report(self._engine.accountant.t_last or 0.0)
+            return self._report
+        if not first:
+            return self._report
+        late = self._wait_for_reporters(deadline)
+        notes = [f"reporter {ch.name!r} {ch.disabled}" for ch in self._channels
+                 if ch.disabled is not None and ch.disabled.startswith("blocked")]
+        if late:
+            notes.append(f"reporter(s) {', '.join(late)} did not finish within {timeout_s:g} s of stop()")
+            self._warn(notes[-1])
+        if notes or len(self._engine.warnings) != len(self._report.warnings):
+            self._report = attrs.evolve(self._report, cut_short=(*self._report.cut_short, *notes),
+                                        warnings=tuple(self._engine.warnings))
+        for slot in self._slots:
+            left = max(deadline - self._clock(), 0.01)
+            outcome = self._reader.call(slot.source.close, deadline_s=min(CLOSE_DEADLINE_S, left))
+            if not outcome.ok:
+                _logger.warning("carbonkit: power source %r %s in close()", slot.name,
+                                describe_failure(outcome, CLOSE_DEADLINE_S))
+        self._reader.close()
+        if self._own_client and not self._fetcher.is_alive():
+            try:
+                self._http.close()
+            except Exception:  # noqa: S110 - closing a client we own must not fail stop()
+                pass
+        from . import _signals
+
+        _signals.unregister(self)
         return self._report
+
+    def _wait_for_reporters(self, deadline: float) -> list[str]:
+        """Wait until every reporter has closed or is disabled (a stuck one is disabled at its
+        deadline); return the names of those still running at ``deadline``."""
+        pending = list(self._channels)
+        while pending and self._clock() < deadline:
+            for ch in pending:
+                ch.check()
+            pending[0].join(min(0.05, max(deadline - self._clock(), 0.0)))
+            pending = [ch for ch in pending if not ch.finished.is_set()]
+        return [ch.name for ch in pending]
 
     @property
     def report(self) -> Report | None:
@@ -492,48 +480,47 @@ class Tracker:
         self.stop()
 
     def __repr__(self) -> str:
-        state = "stopped" if self._stopped else "running"
-        return f"<Tracker {state} location={self.config.location} sources={[s.name for s in self.sources]}>"
-
-    # -- plumbing ---------------------------------------------------------------------------
+        state = "stopped" if self._stopping else "running"
+        return f"<Tracker {state} location={self.config.location} sources={[s.name for s in self._slots]}>"
 
     @property
-    def http_client(self) -> httpx.Client:
-        if self._http is None:
-            from ._http import default_http_client
-
-            self._http = default_http_client()
+    def http_client(self) -> Any:
+        """The HTTP client handed to providers."""
         return self._http
 
-    def _header(
-        self, meta: list[dict[str, Any]], dropped: list[DroppedSource], notes: list[Unavailable], wall0: float
-    ) -> dict[str, Any]:
-        plugins: dict[str, Any] = {}
-        if self._pm is not None:
-            from .plugins import list_plugins
+    def _terminate(self, signal_name: str, timeout_s: float = 5.0) -> None:
+        """End the run because the process is being ended (a signal, interpreter exit)."""
+        if self._ended_by is None and not self._stopping:
+            self._ended_by = signal_name
+        self.stop(timeout_s)
 
-            plugins = {p.name: p.version for p in list_plugins(self._pm)}
+    # -- the sampler thread -----------------------------------------------------------------
+
+    def _header(self, meta: list[dict[str, Any]], comp: Composition, wall0: float) -> dict[str, Any]:
         config = {
             a.name: (str(v) if isinstance(v, Path) else v)
             for a in attrs.fields(Config)
             for v in [getattr(self.config, a.name)]
         }
         config["tags"] = dict(self.config.tags)
-        config["options"] = {k: repr(v) for k, v in self.config.options.items()}
+        config["options"] = {k: redact_text(repr(v)) for k, v in redact_mapping(self.config.options).items()}
+        config["embodied"] = redact_mapping(self.config.embodied)
+        config = {k: v for k, v in config.items() if _jsonable(v)}
         return {
             "type": "header",
             "schema": 1,
             "carbonkit_version": __version__,
-            "plugins": plugins,
+            "plugins": comp.plugin_versions,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "start_time": datetime.fromtimestamp(wall0, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
-            "start_unix": wall0 - (self._clock() - self._t0),
+            "start_unix": wall0,
             "bucket_s": self._engine.accountant.bucket_s,
             "interval_s": self.config.interval_s,
-            "location": self.config.location,
+            "location": self._engine.location,
+            "location_source": comp.location_given_by,
             "pue": self.config.pue,
             "pue_source": self.config.pue_source,
             "epochs": self.config.epochs,
@@ -543,78 +530,147 @@ class Tracker:
             **_job_identity(self.config.tags),
             "config": config,
             "sources": meta,
-            "dropped": [d.to_dict() for d in dropped],
-            "unavailable": [n.to_dict() for n in notes],
+            "dropped": [d.to_dict() for d in comp.dropped],
+            "unavailable": [n.to_dict() for n in comp.notes],
             "providers": [p.name for p in self.providers],
         }
 
     def _emit(self, event: str, *args: Any) -> None:
-        for i, reporter in enumerate(self.reporters):
-            if i in self._disabled_reporters:
-                continue
-            method = getattr(reporter, event, None)
-            if method is None:
-                continue
-            try:
-                method(*args)
-            except Exception as exc:
-                self._disabled_reporters.add(i)
-                self._warn(f"reporter {getattr(reporter, 'name', reporter)!r} failed in {event} and was disabled: {exc!r}")
+        for channel in self._channels:
+            channel.put(event, *args)
 
     def _warn(self, message: str) -> None:
-        if not self._started:  # still constructing: reported once the sampler starts
-            self._pending_warnings.append(message)
-            return
-        if self._engine.warn(message):
+        """Record a warning once: the report, the run log, ``logging`` and the console reporter."""
+        message = redact_text(message)
+        with self._lock:
+            if not self._started:  # still constructing: reported once the reporters exist
+                if message not in self._pending:
+                    self._pending.append(message)
+                return
+            new = self._engine.warn(message)
+        if new:
             _logger.warning("carbonkit: %s", message)
             self._emit("on_warning", message)
 
-    def _tick(self, t: float) -> None:
-        """Read every live source at ``t`` and account the interval (sampler thread)."""
-        engine = self._engine
-        # Marks first: every mark taken before this clock reading is resolved by this tick.
-        n = len(engine.marks)
-        new_marks = self._marks[n:]
-        for kind, tm in new_marks:
-            engine.add_mark(kind, tm)
-        readings: list[Sequence[float] | None] = []
+    def _read(self, t: float) -> dict[str, Sequence[float]]:
+        """Read every live source at ``t`` under one deadline, validate, and account (sampler)."""
+        live = [i for i, ok in enumerate(self._live) if ok]
+        results: list[Any] = [None] * len(self._slots)
+        state = {"at": -1, "abandoned": False}
+        lock = threading.Lock()
+        slots = self._slots
+
+        def read_all() -> None:
+            for i in live:
+                with lock:
+                    if state["abandoned"]:
+                        return
+                    state["at"] = i
+                try:
+                    value: Any = ("ok", slots[i].source.read())
+                except KeyboardInterrupt:  # pragma: no cover - not delivered to this thread
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - SystemExit from a source must not escape
+                    value = ("error", exc)
+                with lock:
+                    if state["abandoned"]:
+                        return
+                    results[i] = value
+                    state["at"] = -1
+
+        outcome = self._reader.call(read_all, deadline_s=READ_DEADLINE_S)
+        if not outcome.ok:
+            with lock:
+                state["abandoned"] = True
+                stuck = state["at"]
+                got = list(results)
+            if stuck >= 0 and outcome.timed_out:
+                self._live[stuck] = False
+                note = (f"power source {slots[stuck].name} blocked in read() for more than {READ_DEADLINE_S:g} s at "
+                        f"{t:.1f} s and was abandoned; the energy it measured until then is kept")
+                with self._lock:
+                    self._cut_short.append(note)
+                self._warn(note)
+            results = got
+        acc = self._engine.accountant
+        readings: list[Sequence[float] | None] = [None] * len(slots)
         by_name: dict[str, Sequence[float]] = {}
-        for i, source in enumerate(self.sources):
-            if not self._live[i]:
-                readings.append(None)
+        for i in live:
+            got_i = results[i]
+            if got_i is None:
                 continue
-            try:
-                values = source.read()
-                if len(values) != self._devices[i]:
-                    raise ValueError(f"read() returned {len(values)} values for {self._devices[i]} devices")
-            except Exception as exc:
+            kind, raw = got_i
+            slot = slots[i]
+            if kind == "error":
                 self._live[i] = False
-                readings.append(None)
                 self._warn(
-                    f"power source {source.name} failed after {t:.1f} s and was stopped; "
-                    f"the energy it measured until then is kept ({exc!r})"
+                    f"power source {slot.name} failed after {t:.1f} s and was stopped; the energy it measured "
+                    f"until then is kept ({describe_failure(Outcome(ok=False, error=raw), READ_DEADLINE_S)})"
                 )
                 continue
-            readings.append(values)
-            by_name[source.name] = values
+            values, problem = check_values(raw, len(slot.devices), slot.kind, slot.ceiling_w)
+            if values is not None and slot.kind == "energy":
+                st = acc.sources[i]
+                dt = t - st.last_t if st.last_t is not None else 0.0
+                problem = check_counter(values, st.last, dt, slot.ceiling_w)
+                if problem is not None:
+                    acc.rebase(i, values, t)  # a jump no device can make: not counted
+                    problem += "; the jump was not counted"
+                    values = None
+            if problem is not None or values is None:
+                self._reject(slot.name, problem or "unusable reading")
+                continue
+            readings[i] = values
+            by_name[slot.name] = values
         shares = None
         if self._share is not None:
             try:
                 shares = self._share.sample()
             except Exception as exc:
                 self._share = None
-                self._warn(f"process attribution failed and was turned off; machine figures are used from {t:.1f} s ({exc!r})")
-        engine.accountant.add(t, readings, shares)
-        if not self._started:  # the first reading, at construction: logged at start
-            self._first_sample = (t, by_name)
-        else:
-            if shares is not None:  # before the sample it applies to, for replay
-                self._emit("on_shares", t, shares)
-            self._emit("on_sample", t, by_name)
+                self._warn(f"process attribution failed and was turned off; machine figures are used from {t:.1f} s "
+                           f"({exc!r})")
+        acc.add(t, readings, shares)
+        if shares is not None and self._started:  # before the sample it applies to, for replay
+            self._emit("on_shares", t, shares)
+        return by_name
+
+    def _reject(self, name: str, problem: str) -> None:
+        count = self._rejected.get(name, 0) + 1
+        self._rejected[name] = count
+        if count == 1:
+            self._warn(f"power source {name}: a reading was rejected: {problem} (later rejections are counted "
+                       "in the report)")
+
+    def _tick(self, t: float) -> None:
+        """One sample at ``t``: marks first, then the reading, epochs and prediction (sampler)."""
+        engine = self._engine
+        # Every mark taken before this clock reading is resolved by this tick.
+        n = len(engine.marks)
+        for kind, tm in self._marks[n:]:
+            engine.add_mark(kind, tm)
+        by_name = self._read(t)
+        self._emit("on_sample", t, by_name)
+        self._drain_inbox()
+        for epoch in engine.new_epochs():
+            self._emit("on_epoch", epoch)
+        if not self._predicted and len(engine.epochs) >= self.config.predict_after:
+            self._predicted = True
+            try:
+                planned = self.config.epochs or len(engine.epochs)  # not None here: _predicted starts True without
+                raw = self.predictor.predict(epochs=planned, completed=list(engine.epochs))
+                engine.prediction = engine.complete_prediction(raw, t)
+                self._emit("on_prediction", engine.prediction)
+            except Exception as exc:
+                self._warn(f"predictor {self.predictor.name!r} failed: {exc!r}")
+            self._predicted_event.set()
+        for channel in self._channels:
+            channel.check()
 
     def _drain_inbox(self) -> None:
-        while self._inbox:
-            kind, payload = self._inbox.pop(0)
+        with self._lock:
+            items, self._inbox = self._inbox, []
+        for kind, payload in items:
             if kind == "sample":
                 sample, provider = payload
                 self._engine.add_intensity(sample, provider)
@@ -631,80 +687,75 @@ class Tracker:
                 self._engine.add_pause(t0, t1)
                 self._emit("on_pause", t0, t1, outcome)
 
-    def _after_tick(self, t: float, final: bool = False) -> None:
-        self._drain_inbox()
-        engine = self._engine
-        if len(engine.timeline) == 0 and (final or t >= self._first_intensity_deadline):
-            self._force_world_average(t)
-        if len(engine.timeline) == 0:
-            return  # epochs wait for a first intensity value (a few seconds at most)
-        for epoch in engine.new_epochs():
-            self._emit("on_epoch", epoch)
-        if not self._predicted and len(engine.epochs) >= self.config.predict_after:
-            self._predicted = True
-            try:
-                raw = self.predictor.predict(epochs=self.config.epochs, completed=list(engine.epochs))
-                engine.prediction = engine.complete_prediction(raw, t)
-                self._emit("on_prediction", engine.prediction)
-            except Exception as exc:
-                self._warn(f"predictor {self.predictor.name!r} failed: {exc!r}")
-
-    def _force_world_average(self, t: float) -> None:
-        from .default_plugins.constant_intensity import WorldAverage
-
-        world = WorldAverage()
-        waited = self.providers[0].name
-        fb = Fallback(
-            provider=waited,
-            reason=f"no answer within {t:.1f} s",
-            time=datetime.now(timezone.utc),
-            used=world.name,
-        )
-        self._inbox.append(("fallback", fb))
-        self._inbox.append(("sample", (world.current(self.config.location or "WORLD"), world.name)))
-        self._drain_inbox()
-
     def _sampler_main(self) -> None:
         try:
-            self._emit("on_start", self._run_start)
-            self._emit("on_sample", *self._first_sample)
-            for message in self._pending_warnings:
-                self._warn(message)
+            last = 0.0
             next_t = self._interval
-            while True:
+            while not self._stop_requested.is_set():
                 now = self._clock() - self._t0
                 if next_t > now:
                     self._wake.wait(next_t - now)
-                if self._stop_t is not None:
+                if self._stop_requested.is_set():
                     break
                 self._wake.clear()
                 now = self._clock() - self._t0
+                if now - last < MIN_TICK_GAP_S:  # woken by a burst of epoch ends: take them together
+                    if self._stop_requested.wait(MIN_TICK_GAP_S - (now - last)):
+                        break
+                    now = self._clock() - self._t0
                 self._tick(now)
-                self._after_tick(now)
-                next_t += self._interval
-                if next_t <= now:
-                    next_t = now + self._interval
-            t_end = max(self._stop_t, self._engine.accountant.t_last or 0.0)
-            self._stop_t = t_end
+                last = now
+                next_t = max(next_t, now)
+                while next_t <= now:
+                    next_t += self._interval
+            t_end = max(self._clock() - self._t0, self._engine.accountant.t_last or 0.0)
             self._tick(t_end)
-            self._after_tick(t_end, final=True)
-            open_epoch = self._marks and self._marks[-1][0] == "start"
-            if open_epoch:
+            self._note_unanswered(t_end)
+            if self._marks and self._marks[-1][0] == "start":
                 self._warn(
-                    f"stopped during epoch {len(self._engine.epochs)}: its energy is in the totals, "
-                    "not in the epochs"
+                    f"stopped during epoch {len(self._engine.epochs)}: its energy is in the totals, not in the epochs"
                 )
-            report = self._with_sci(self._engine.report(t_end, version=__version__))
-            self._report = report
-            self._emit("on_report", report)
+            report = self._final_report(t_end)
+            with self._lock:
+                if self._report is None:
+                    self._report = report
+            self._emit("on_report", self._report)
         except Exception as exc:  # never let the sampler die silently
             _logger.exception("carbonkit: the sampler failed: %r", exc)
+            with self._lock:
+                if self._report is None:
+                    self._cut_short.append(f"the sampler failed: {exc!r}")
+                    self._report = self._final_report(self._engine.accountant.t_last or 0.0)
         finally:
-            for i, reporter in enumerate(self.reporters):
-                try:
-                    reporter.close()
-                except Exception as exc:
-                    _logger.warning("carbonkit: reporter %r failed to close: %r", getattr(reporter, "name", reporter), exc)
+            self._done.set()
+            self._predicted_event.set()
+            for channel in self._channels:
+                channel.close()
+
+    def _note_unanswered(self, t_end: float) -> None:
+        """Say so when the preferred provider had not answered by the end of the run."""
+        seed = self._composition.seed
+        first = self.providers[0]
+        if self._first_fetch.is_set() or seed is None or first.name == seed[1]:
+            return
+        self._engine.fallbacks.append(
+            Fallback(provider=first.name, reason=f"no answer within the run's {t_end:.1f} s",
+                     time=datetime.now(timezone.utc), used=seed[1])
+        )
+
+    def _final_report(self, t_end: float) -> Report:
+        for name, count in self._rejected.items():
+            if count > 1:
+                self._engine.warn(f"power source {name}: {count} readings were rejected in all")
+        report = self._engine.report(t_end, version=__version__)
+        report = attrs.evolve(
+            report,
+            cut_short=tuple(self._cut_short),
+            ended_by=self._ended_by,
+            location_source=self._composition.location_given_by,
+            warnings=tuple(self._engine.warnings),
+        )
+        return self._with_sci(report)
 
     def _with_sci(self, report: Report) -> Report:
         unit = self.config.functional_unit
@@ -712,8 +763,10 @@ class Tracker:
             return report
         units = self._final_units if self._final_units is not None else self._units
         if units <= 0:
-            self._warn(f"functional_unit={unit!r} but no units were counted (add_units() or stop(units=N)): no SCI")
-            return attrs.evolve(report, functional_unit=unit, units=units, warnings=self._engine.warnings)
+            self._engine.warn(
+                f"functional_unit={unit!r} but no units were counted (add_units() or stop(units=N)): no SCI"
+            )
+            return attrs.evolve(report, functional_unit=unit, units=units, warnings=tuple(self._engine.warnings))
         from .reports.sci import sci_from_report
 
         return attrs.evolve(
@@ -721,41 +774,79 @@ class Tracker:
             sci=sci_from_report(report, units, unit, self._embodied),
         )
 
-    def _emergency_report(self) -> Report:
-        t_end = self._stop_t if self._stop_t is not None else self._clock() - self._t0
-        return self._engine.report(t_end, version=__version__)
+    # -- the intensity thread ---------------------------------------------------------------
 
     def _intensity_main(self) -> None:
         zone = self.config.location or "WORLD"
-        while True:
-            self._fetch_intensity(zone)
-            self._intensity_first.set()
-            if self._intensity_stop.wait(self.config.intensity_refresh_s):
-                return
+        worker = Worker("carbonkit-provider-call")
+        try:
+            while not self._intensity_stop.is_set():
+                self._fetch_intensity(zone, worker)
+                self._first_fetch.set()
+                if self._intensity_stop.wait(self.config.intensity_refresh_s):
+                    return
+        except Exception as exc:  # never let it die silently
+            _logger.exception("carbonkit: the intensity thread failed: %r", exc)
+        finally:
+            worker.close()
 
-    def _fetch_intensity(self, zone: str) -> None:
+    def _post(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            self._inbox.append((kind, payload))
+
+    def _fetch_intensity(self, zone: str, worker: Worker) -> None:
         now = datetime.now(timezone.utc)
-        for i, provider in enumerate(self.providers):
-            nxt = self.providers[i + 1].name if i + 1 < len(self.providers) else "nothing"
-            try:
-                sample = provider.current(zone)
-                if sample is None:
-                    raise IntensityUnavailable(f"{provider.name} has no current value for {zone}")
-                if not isinstance(sample, IntensitySample):
-                    raise TypeError(f"current() returned {sample!r}, not an IntensitySample")
-            except Exception as exc:
-                self._inbox.append(("fallback", Fallback(provider=provider.name, reason=_reason(exc), time=now, used=nxt)))
+        chain = [p for p in self.providers if p.name not in self._dead_providers]
+        for i, provider in enumerate(chain):
+            if self._intensity_stop.is_set():
+                return
+            nxt = chain[i + 1].name if i + 1 < len(chain) else "nothing"
+            outcome = worker.call(provider.current, zone, deadline_s=PROVIDER_DEADLINE_S)
+            sample = outcome.value if outcome.ok else None
+            if not outcome.ok or not isinstance(sample, IntensitySample):
+                if outcome.timed_out:
+                    self._dead_providers.add(provider.name)
+                    reason = f"blocked for more than {PROVIDER_DEADLINE_S:g} s (not asked again in this run)"
+                elif not outcome.ok:
+                    reason = _reason(outcome.error)
+                elif sample is None:
+                    reason = f"{provider.name} has no current value for {zone}"
+                else:
+                    reason = f"current() returned {sample!r}, not an IntensitySample"
+                self._post("fallback", Fallback(provider=provider.name, reason=redact_text(reason), time=now, used=nxt))
                 continue
-            self._inbox.append(("sample", (sample, provider.name)))
+            self._post("sample", (sample, provider.name))
             self._latest_current = sample
-            try:
-                forecast = [f for f in provider.forecast(zone, now, now + FORECAST_HORIZON) or () if isinstance(f, IntensitySample)]
+            outcome = worker.call(provider.forecast, zone, now, now + FORECAST_HORIZON, deadline_s=PROVIDER_DEADLINE_S)
+            if outcome.ok:
+                try:
+                    forecast = [f for f in outcome.value or () if isinstance(f, IntensitySample)]
+                except TypeError:
+                    forecast = []
                 for f in forecast:
-                    self._inbox.append(("sample", (f, provider.name)))
+                    self._post("sample", (f, provider.name))
                 self._latest_forecast = forecast
-            except Exception as exc:
-                self._inbox.append(("warning", f"no forecast from {provider.name} for {zone}: {_reason(exc)}"))
+            else:
+                why = describe_failure(outcome, PROVIDER_DEADLINE_S) if outcome.timed_out else _reason(outcome.error)
+                self._post("warning", f"no forecast from {provider.name} for {zone}: {redact_text(why)}")
             return
+
+
+def _check_environment(config: Config) -> list[str]:
+    """Warnings about the environment before anything starts (a mistyped ``CARBONKIT_*`` name)."""
+    from .config import unknown_variables
+
+    return unknown_variables(os.environ)
+
+
+def _jsonable(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _job_identity(tags: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -785,13 +876,8 @@ def _job_identity(tags: Mapping[str, str], environ: Mapping[str, str] | None = N
     }
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "failed"
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, IntensityUnavailable) else f"{type(exc).__name__}: {text}"
-
-
-def _close_quietly(obj: Any) -> None:
-    try:
-        obj.close()
-    except Exception as exc:
-        _logger.warning("carbonkit: %r failed to close: %r", getattr(obj, "name", obj), exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from .._text import printable
 from ..hookspecs import hookimpl
 from ..protocols import ReporterBase
 
@@ -77,21 +78,24 @@ def _methods(methods: dict[str, str]) -> str:
     return ", ".join(f"{comp} {method}" for comp, method in methods.items()) or "no source"
 
 
-def describe_prediction(p: Prediction, methods: dict[str, str] | None = None) -> list[str]:
+def describe_prediction(p: Prediction, methods: dict[str, str] | None = None, pue: float | None = None) -> list[str]:
     how = f"; {_methods(methods)}" if methods else ""
     tag = _tag(methods)
+    if pue is None and p.energy_kwh and p.it_energy_kwh:
+        pue = p.energy_kwh / p.it_energy_kwh
+    pue_text = f" {pue:g}" if pue is not None else ""
     return [
         f"Predicted consumption for {p.epochs} epoch(s) (predictor {p.predictor!r}, "
         f"from {p.based_on} monitored epoch(s)):",
         f"  Time:   {fmt_duration(p.duration_s)}",
-        f"  Energy: {fmt_kwh(p.energy_kwh or 0.0)} (IT {fmt_kwh(p.it_energy_kwh)} x PUE{how})",
+        f"  Energy: {fmt_kwh(p.energy_kwh or 0.0)} (IT {fmt_kwh(p.it_energy_kwh)} x PUE{pue_text}{how})",
         f"  CO2eq:  {fmt_g(p.co2eq_g or 0.0)} at {p.intensity_g_per_kwh or 0.0:.1f} gCO2eq/kWh "
         f"({p.intensity_kind}: {p.intensity_source}){tag}",
         _car_line(p.co2eq_g or 0.0, tag),
     ]
 
 
-def describe_report(r: Report) -> list[str]:
+def describe_report(r: Report, warnings: bool = True) -> list[str]:
     n = len(r.epochs)
     head = "Actual consumption" + (f" for {n} epoch(s)" if n else "")
     if not r.completed:
@@ -116,8 +120,12 @@ def describe_report(r: Report) -> list[str]:
     for fb in r.intensity.fallbacks:
         lines.append(f"    fallback: {fb.provider} failed ({fb.reason}); used {fb.used or 'the next provider'}")
     lines.append(_car_line(r.co2eq_g, tag))
-    for w in r.warnings:
-        lines.append(f"  warning: {w}")
+    if warnings:
+        lines += [f"  warning: {w}" for w in r.warnings]
+    for note in r.cut_short:
+        lines.append(f"  cut short: {note}")
+    if r.ended_by:
+        lines.append(f"  ended by {r.ended_by}")
     return lines
 
 
@@ -129,21 +137,26 @@ class ConsoleReporter(ReporterBase):
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.methods: dict[str, str] = {}
+        self.pue: float | None = None
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stderr
-        out.write("".join(f"{PREFIX}{line}\n" for line in lines))
+        out.write("".join(f"{PREFIX}{printable(line)}\n" for line in lines))
         out.flush()
 
     def on_start(self, run: RunStart) -> None:
         self.methods = {s["component"]: s["method"] for s in run.sources}
+        self.pue = run.pue
         self._print(describe_start(run))
 
+    def on_warning(self, message: str) -> None:
+        self._print([f"warning: {message}"])
+
     def on_prediction(self, prediction: Prediction) -> None:
-        self._print(describe_prediction(prediction, self.methods))
+        self._print(describe_prediction(prediction, self.methods, self.pue))
 
     def on_report(self, report: Report) -> None:
-        self._print(describe_report(report))
+        self._print(describe_report(report, warnings=False))  # each was printed as it came
 
 
 @hookimpl(trylast=True)

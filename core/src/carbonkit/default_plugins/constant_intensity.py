@@ -26,6 +26,7 @@ class WorldAverage:
     name: str = "constant:world"
     zones: frozenset[str] = frozenset({"*"})
     priority: int = 0
+    offline: bool = True
 
     def current(self, zone: str) -> IntensitySample:
         return IntensitySample(

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import ClassVar
 
 from attrs import define, field
+
 from carbonkit import Config, IntensitySample, hookimpl
 
 from .table import IntensityTable, ZoneIntensity, default_table, known_zones, lookup
@@ -66,6 +67,9 @@ class StaticIntensityProvider:
     name: ClassVar[str] = f"{PLUGIN}:table"
     zones: ClassVar[frozenset[str]] = frozenset({"*"})
     priority: ClassVar[int] = 10
+    #: Answers from shipped data, without the network: the tracker asks it at construction, so a
+    #: run is priced at the zone's own average from its first second.
+    offline: ClassVar[bool] = True
 
     table: IntensityTable | None = None
     now: Callable[[], datetime] = field(default=_utc_now)
@@ -83,6 +87,11 @@ class StaticIntensityProvider:
             period_s=period_s,
             year=found.year,
         )
+
+    def known_zones(self) -> frozenset[str]:
+        """Every zone code with a row of its own (the tracker rejects a location outside every
+        provider's known zones, naming the closest codes)."""
+        return self._table().known_zones()
 
     def current(self, zone: str) -> IntensitySample:
         """Return the yearly average for ``zone``, stamped now (UTC).

@@ -30,6 +30,7 @@ from importlib import resources
 from typing import Any
 
 from attrs import field, frozen
+
 from carbonkit import UnknownZoneError
 
 from ._iso3166 import ALPHA2_TO_ALPHA3, ALPHA3_TO_ALPHA2
