@@ -3,7 +3,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<0.14"
@@ -16,7 +16,13 @@ test: setup
 	@# The HTML report tests open the page in a real headless Chromium: CI installs it from
 	@# Debian's packages; elsewhere those tests skip when Chromium is absent.
 	@if [ -n "$$CI" ]; then sh tests/reports/install_chromium.sh; fi
+	$(UV) run --locked ruff check .
+	$(UV) run --locked mypy
 	$(UV) run --locked pytest
+
+lint: setup
+	$(UV) run --locked ruff check .
+	$(UV) run --locked mypy
 
 bench: setup
 	$(UV) run --locked python benchmarks/run.py

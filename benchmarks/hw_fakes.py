@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import carbonkit_rapl
-from carbonkit_nvml import NvmlSource
 from fake_pynvml import FakeGpu, FakePynvml
 from test_rapl import FakePowercap
 
 import carbonkit
+import carbonkit_rapl
+from carbonkit_nvml import NvmlSource
 
 
 def twelve_devices(tmp: Path) -> tuple[list, FakePynvml]:
