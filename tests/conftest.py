@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import httpx
 import pytest
+
+# A shell starts background jobs with SIGINT ignored, and children inherit an ignored signal: the
+# Ctrl-C tests would then wait on processes that cannot get it. A handler (unlike SIG_IGN) is reset
+# to the default in every child, so the programs the tests start behave as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

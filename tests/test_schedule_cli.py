@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -91,13 +92,20 @@ def test_run_start_within_waits_and_ctrl_c_cancels_cleanly():
              sys.executable, "-c", f"print({marker!r})"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ) as proc:
-            deadline = time.monotonic() + 30
-            line = ""
-            while "starting at" not in line and time.monotonic() < deadline:
-                line = proc.stderr.readline()
-            assert "starting at" in line, line
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            timer = threading.Timer(120, proc.kill)  # never wait forever on a line that does not come
+            timer.start()
+            try:
+                line = ""
+                while "starting at" not in line:
+                    line = proc.stderr.readline()
+                    if not line:
+                        break
+                assert "starting at" in line, line
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+            finally:
+                timer.cancel()
+                proc.kill()
     assert proc.returncode == 130
     assert marker not in out and "cancelled while waiting" in err
 

@@ -119,7 +119,10 @@ def test_sigterm_writes_the_report_and_ends_the_process_as_sigterm_does(tmp_path
     proc = start(tmp_path, "plain")
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    try:
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == -signal.SIGTERM
     last = records(tmp_path)[-1]
     assert last["type"] == "report"
@@ -133,7 +136,10 @@ def test_sigterm_chains_to_the_handler_the_program_installed(tmp_path):
     proc = start(tmp_path, "user-handler")
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert "user handler 15" in out
     assert proc.returncode == 0
     last = records(tmp_path)[-1]
@@ -147,7 +153,10 @@ def test_ctrl_c_writes_the_report_inside_and_outside_a_with_block(tmp_path, mode
     proc = start(tmp_path, mode)
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert "KeyboardInterrupt" in err
     last = records(tmp_path)[-1]
     assert last["type"] == "report"

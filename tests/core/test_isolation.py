@@ -369,3 +369,15 @@ def test_pause_while_high_works_right_after_a_short_first_epoch():
     assert outcome.paused_s == 0.0  # 100 g/kWh is below the threshold: no pause, and no error
     r = t.stop()
     assert r.prediction is not None and r.prediction.based_on == 1
+
+
+def test_stopped_trackers_leave_no_thread_behind():
+    """Workers, reporters, sampler and intensity threads all end once a tracker has stopped."""
+    for _ in range(5):
+        pm = carbonkit.make_plugin_manager(plugins=[Grid()], entrypoints=False)
+        carbonkit.Tracker(plugin_manager=pm, location="XX", quiet=True, interval_s=0.01, reporters=[RecordingReporter()],
+                          http_client=mock_http_client()).stop()
+    limit = time.monotonic() + 30
+    while any(t.name.startswith("carbonkit") for t in threading.enumerate()):
+        assert time.monotonic() < limit, [t.name for t in threading.enumerate()]
+        time.sleep(0.01)
