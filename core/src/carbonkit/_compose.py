@@ -297,8 +297,9 @@ def compose(
             if not isinstance(r, Reporter):
                 raise ConfigError(f"reporters must be Reporter objects (see ReporterBase), got {r!r}")
     worker.close()
-    if pm is not None and getattr(pm, "carbonkit_worker", None) is not None:
-        pm.carbonkit_worker.close()  # its thread ends; a later hook call starts another
+    plugin_worker: Worker | None = getattr(pm, "carbonkit_worker", None)
+    if plugin_worker is not None:
+        plugin_worker.close()  # its thread ends; a later hook call starts another
 
     versions: dict[str, str | None] = {}
     if pm is not None:
