@@ -23,6 +23,7 @@ import importlib.metadata
 import logging
 import math
 import os
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,7 @@ def _worker(pm: pluggy.PluginManager) -> Worker:
     if worker is None:
         worker = Worker("carbonkit-plugin-call")
         pm.carbonkit_worker = worker  # type: ignore[attr-defined]
+        weakref.finalize(pm, worker.close)  # the thread ends with the manager
     return worker
 
 
