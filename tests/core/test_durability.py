@@ -75,6 +75,15 @@ def start(tmp_path: Path, mode: str) -> subprocess.Popen[str]:
     return proc
 
 
+def end(proc: subprocess.Popen[str], signum: int) -> tuple[str, str]:
+    """Send ``signum``, wait (bounded) for the process to end, never leave it running."""
+    proc.send_signal(signum)
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+
 def records(tmp_path: Path) -> list[dict]:
     logs = list(tmp_path.glob("*.jsonl"))
     if len(logs) != 1:
@@ -118,11 +127,7 @@ def test_epochs_reach_the_log_within_one_interval_and_survive_sigkill(tmp_path):
 def test_sigterm_writes_the_report_and_ends_the_process_as_sigterm_does(tmp_path):
     proc = start(tmp_path, "plain")
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    end(proc, signal.SIGTERM)
     assert proc.returncode == -signal.SIGTERM
     last = records(tmp_path)[-1]
     assert last["type"] == "report"
@@ -135,11 +140,7 @@ def test_sigterm_writes_the_report_and_ends_the_process_as_sigterm_does(tmp_path
 def test_sigterm_chains_to_the_handler_the_program_installed(tmp_path):
     proc = start(tmp_path, "user-handler")
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    out, _ = end(proc, signal.SIGTERM)
     assert "user handler 15" in out
     assert proc.returncode == 0
     last = records(tmp_path)[-1]
@@ -152,11 +153,7 @@ def test_ctrl_c_writes_the_report_inside_and_outside_a_with_block(tmp_path, mode
     write the final report with every finished epoch."""
     proc = start(tmp_path, mode)
     wait_for_epochs(tmp_path, 3, limit_s=25.0)
-    proc.send_signal(signal.SIGINT)
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    _, err = end(proc, signal.SIGINT)
     assert "KeyboardInterrupt" in err
     last = records(tmp_path)[-1]
     assert last["type"] == "report"

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from attrs import define, field
 
 from ._guard import Worker, describe_failure
@@ -185,8 +186,6 @@ def compose(
         )
     else:
         zone = zone.strip().upper()
-    import attrs
-
     config = attrs.evolve(config, location=zone, given_by={**config.given_by, "location": given_by})
 
     # Power sources.

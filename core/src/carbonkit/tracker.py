@@ -180,7 +180,7 @@ class Tracker:
             from .reports.sci import embodied_from_config
 
             self._embodied = embodied_from_config(config.embodied)
-        early_warnings = _check_environment(config)
+        early_warnings = _check_environment()
         self._units = 0.0
         self._final_units: float | None = None
         self._own_client = http_client is None
@@ -832,7 +832,7 @@ class Tracker:
             return
 
 
-def _check_environment(config: Config) -> list[str]:
+def _check_environment() -> list[str]:
     """Warnings about the environment before anything starts (a mistyped ``CARBONKIT_*`` name)."""
     from .config import unknown_variables
 
