@@ -99,7 +99,10 @@ class IntensityProvider(Protocol):
     zone's value at construction, so a run is priced from its first second. ``known_zones()``:
     every zone code the provider has data for (a catalogue); when any provider has one, a
     location no provider knows is a :class:`~carbonkit.errors.ConfigError` naming the closest
-    codes.
+    codes. ``signal`` (str): ``"average"`` (the default when absent) or ``"marginal"``, the
+    signal of every sample it returns. ``max_lag_s`` (float): how late the service publishes
+    live data; a live value is used for the periods after it for up to this long, with its age
+    recorded, until a newer one arrives.
 
     Both methods run on the tracker's intensity thread, never on the training thread, under a
     deadline of 30 s each. They should raise :class:`~carbonkit.errors.IntensityUnavailable` (or

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "METHODS",
     "INTENSITY_KINDS",
+    "SIGNALS",
     "ComponentReport",
     "DroppedSource",
     "EpochRecord",
@@ -37,6 +38,9 @@ __all__ = [
 METHODS = ("measured", "estimated", "simulated")
 #: What an intensity value is: a live reading, a forecast, or a yearly average.
 INTENSITY_KINDS = ("live", "forecast", "average")
+#: Which signal an intensity value is: the average emissions of all generation in the zone, or
+#: the marginal emissions of the generation that responds to a change in demand (Dodge et al.).
+SIGNALS = ("average", "marginal")
 
 
 def tuple_of(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -116,6 +120,12 @@ class IntensitySample(_Record):
     :param kind: ``"live"``, ``"forecast"`` or ``"average"``.
     :param period_s: Length of the period the value covers, if known (300 for 5-minute data).
     :param year: Year of the data for yearly averages.
+    :param signal: ``"average"`` (the emissions of all generation in the zone, the default) or
+        ``"marginal"`` (the emissions of the generation that responds to a change in demand).
+    :param factors: The emission-factor set that turned a generation mix into this value
+        (``"IPCC 2014 AR5 lifecycle medians"``), None when the service computed it.
+    :param estimated: Whether the service says the value is estimated rather than measured
+        (Electricity Maps' ``isEstimated``); None when the service does not say.
     """
 
     time: datetime = field(converter=_utc)
@@ -125,6 +135,9 @@ class IntensitySample(_Record):
     kind: str = field(default="live", validator=_one_of(INTENSITY_KINDS))
     period_s: float | None = None
     year: int | None = None
+    signal: str = field(default="average", validator=_one_of(SIGNALS))
+    factors: str | None = None
+    estimated: bool | None = None
 
 
 @frozen(kw_only=True)
