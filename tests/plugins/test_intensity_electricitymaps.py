@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -18,7 +19,7 @@ from account_standins import ElectricityMapsStandIn, em_value
 import carbonkit
 import carbonkit_intensity_electricitymaps as em
 from carbonkit import IntensityUnavailable, Unavailable
-from carbonkit.testing import assert_plugin_valid
+from carbonkit.testing import FakePowerSource, RecordingReporter, assert_plugin_valid, tracker_for
 
 TOKEN = ElectricityMapsStandIn.TOKEN
 
@@ -302,3 +303,35 @@ def test_cli_schedule_plans_on_the_electricity_maps_forecast(standin):
 
 def urlparse_path(path: str) -> str:
     return path.split("?", 1)[0]
+
+
+def test_a_tracker_built_from_the_plugin_prices_its_run_at_the_latest_value(monkeypatch, standin, client):
+    """tracker_for(the plugin) with the token set: the provider comes from the hook, the report
+    is priced at the stand-in's value for the hour and names the provider and its factors."""
+    monkeypatch.setenv("CARBONKIT_ELECTRICITYMAPS_TOKEN", TOKEN)
+    monkeypatch.setenv("CARBONKIT_ELECTRICITYMAPS_API_URL", f"{standin.url}/v3")
+    waiter = IntensityWaiter("intensity_electricitymaps:api")
+    with tracker_for(em, http_client=client, sources=[FakePowerSource(watts=[100.0])], reporters=[waiter],
+                     location="FR", interval_s=0.05) as t:
+        assert waiter.got.wait(30)
+    report = t.report
+    (used,) = [u for u in report.intensity.used if u.provider == "intensity_electricitymaps:api"]
+    (sample,) = [x for x in waiter.samples if x.kind == "live"]  # the forecast's samples come too
+    assert sample.g_per_kwh == em_value("FR", sample.time) and sample.factors.startswith("Electricity Maps lifecycle")
+    assert report.intensity_g_per_kwh == pytest.approx(sample.g_per_kwh)
+    assert "lifecycle factors" in used.source
+
+
+class IntensityWaiter(RecordingReporter):
+    """Sets ``got`` once the tracker has taken in a sample of ``provider``."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+        self.got = threading.Event()
+        self.samples: list[carbonkit.IntensitySample] = []
+
+    def on_provider_sample(self, sample, provider) -> None:
+        if provider == self.provider:
+            self.samples.append(sample)
+            self.got.set()

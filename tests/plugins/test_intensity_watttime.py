@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -20,7 +21,7 @@ from account_standins import WattTimeStandIn, wt_value
 import carbonkit
 import carbonkit_intensity_watttime as wt
 from carbonkit import IntensityUnavailable, Unavailable, UnknownZoneError
-from carbonkit.testing import assert_plugin_valid
+from carbonkit.testing import FakePowerSource, RecordingReporter, assert_plugin_valid
 
 USER, PASSWORD = WattTimeStandIn.USERNAME, WattTimeStandIn.PASSWORD
 
@@ -63,7 +64,7 @@ def test_lbs_per_mwh_to_g_per_kwh_by_hand():
 
 
 def test_current_logs_in_and_converts_the_real_time_point(client):
-    """current(): /login with Basic auth, then /v3/forecast (horizon 0) with the bearer token; the
+    """current(): /login with Basic auth, then /v3/forecast (one hour ahead) with the bearer token; the
     first point, 900 lbs/MWh, is 408.233133 g/kWh, a live marginal 5-minute sample."""
     with WattTimeStandIn(fixed_value=900.0) as s:
         sample = provider(s, client).current("US-CAL-CISO")
@@ -71,7 +72,7 @@ def test_current_logs_in_and_converts_the_real_time_point(client):
     assert login_path == "/login"
     assert login_headers["authorization"] == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert path.startswith("/v3/forecast?") and "region=CAISO_NORTH" in path and "signal_type=co2_moer" in path
-    assert "horizon_hours=0" in path
+    assert "horizon_hours=1" in path
     assert headers["authorization"] == "Bearer eyJhbGciOiJSUzI1NiJ9.wt-token-0001.sig"
     assert sample.g_per_kwh == pytest.approx(408.233133, abs=1e-6)
     assert (sample.signal, sample.kind, sample.period_s, sample.zone) == ("marginal", "live", 300.0, "US-CAL-CISO")
@@ -193,7 +194,7 @@ def test_coordinates_are_resolved_to_a_region_once(client):
     assert s.paths() == ["/login", "/v3/region-from-loc", "/v3/forecast", "/v3/forecast"]
     assert "latitude=39.74" in s.requests[1][0] and "longitude=-104.99" in s.requests[1][0]
     assert "region=PSCO" in s.requests[2][0]
-    assert "(PSCO," in first.source
+    assert "(PSCO, from coordinates 39.74, -104.99, model 2023-03-01;" in first.source
 
 
 def test_coordinates_without_coverage(client):
@@ -206,7 +207,8 @@ def test_coordinates_without_coverage(client):
 def test_a_region_override_serves_the_run_zone(client):
     with WattTimeStandIn() as s:
         p = provider(s, client, region="CAISO_NORTH", extra_zones={"US-CAL-BANC"})
-        assert p.current("US-CAL-BANC").zone == "US-CAL-BANC"
+        sample = p.current("US-CAL-BANC")
+    assert sample.zone == "US-CAL-BANC" and "(CAISO_NORTH, from CARBONKIT_WATTTIME_REGION," in sample.source
     assert "region=CAISO_NORTH" in s.requests[-1][0]
 
 
@@ -333,3 +335,32 @@ def test_cli_schedule_plans_on_the_marginal_forecast():
     now = datetime.now(timezone.utc)
     assert start - now < timedelta(minutes=10) or start.hour == 0
     assert plan["g_per_kwh"] <= plan["now_g_per_kwh"]
+
+
+
+class IntensityWaiter(RecordingReporter):
+    """Sets ``got`` when the tracker has taken in a sample of ``provider`` (on_provider_sample
+    comes after the sample is in the accounts)."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__()
+        self.provider = provider
+        self.got = threading.Event()
+
+    def on_provider_sample(self, sample, provider) -> None:
+        if provider == self.provider:
+            self.got.set()
+
+
+def test_a_tracker_prices_its_run_at_the_marginal_rate(client):
+    """A tracker given the WattTime provider prices its run at the stand-in's 900 lbs/MWh,
+    408.233133 g/kWh, and the report names the provider and its marginal signal."""
+    waiter = IntensityWaiter("intensity_watttime:moer")
+    with WattTimeStandIn(fixed_value=900.0) as s:
+        p = provider(s, client)
+        with carbonkit.Tracker(provider=[p], sources=[FakePowerSource(watts=[100.0])], reporters=[waiter],
+                               location="US-CAL-CISO", interval_s=0.05, quiet=True) as t:
+            assert waiter.got.wait(30)
+    report = t.report
+    assert any(u.provider == "intensity_watttime:moer" for u in report.intensity.used), report.intensity
+    assert report.intensity_g_per_kwh == pytest.approx(408.233133, abs=1e-6)

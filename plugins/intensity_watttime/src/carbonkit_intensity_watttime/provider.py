@@ -4,7 +4,7 @@ Requests::
 
     GET {base}/login                       HTTP Basic auth (username, password) -> {"token": "..."}
     GET {base}/v3/region-from-loc?latitude=..&longitude=..&signal_type=co2_moer
-    GET {base}/v3/forecast?region=CAISO_NORTH&signal_type=co2_moer&horizon_hours=0
+    GET {base}/v3/forecast?region=CAISO_NORTH&signal_type=co2_moer&horizon_hours=1
     GET {base}/v3/historical?region=..&signal_type=co2_moer&start=..&end=..    (inclusive, UTC)
 
 Every request after the login carries ``Authorization: Bearer <token>``. A token is valid for
@@ -319,7 +319,6 @@ class WattTimeProvider:
     _located: Region | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(factory=threading.Lock, init=False, repr=False)
     _backoff: Backoff = field(factory=Backoff, init=False, repr=False)
-    logins: int = field(default=0, init=False)
 
     @property
     def zones(self) -> frozenset[str]:
@@ -340,14 +339,15 @@ class WattTimeProvider:
     # -- protocol ---------------------------------------------------------------------------
 
     def current(self, zone: str) -> IntensitySample:
-        """Return the real-time marginal rate: the first point of ``/v3/forecast``.
+        """Return the real-time marginal rate: the first point of ``/v3/forecast`` (asked one hour
+        ahead: twelve 5-minute points, a small answer that always holds the current one).
 
         :raises UnknownZoneError: the zone has no WattTime region here.
         :raises IntensityUnavailable: login or request failed, the region is not in the
             account's plan, or the answer is not a MOER in lbs/MWh.
         """
         zone, region = self._region(zone)
-        series = self._series("/v3/forecast", {"horizon_hours": "0"}, zone, region.code)
+        series = self._series("/v3/forecast", {"horizon_hours": "1"}, zone, region.code)
         if not series.points:
             raise self._fail(f"WattTime /v3/forecast: no points for {region.code}", zone)
         now = _aware(self.now(), "now()")
@@ -401,7 +401,7 @@ class WattTimeProvider:
     def _region(self, zone: str) -> tuple[str, Region]:
         code = zone.strip().upper() if isinstance(zone, str) else ""
         if self.region is not None and code in self.zones:
-            return code, Region(code=self.region, name=f"{self.region} (CARBONKIT_WATTTIME_REGION)")
+            return code, Region(code=self.region, name=self.region, chosen_by="CARBONKIT_WATTTIME_REGION")
         if self.coordinates is not None and code in self.zones:
             return code, self._locate(code)
         region = REGIONS_BY_ZONE.get(code)
@@ -426,7 +426,7 @@ class WattTimeProvider:
         if not isinstance(region, str) or not region:
             raise self._fail(f"WattTime /v3/region-from-loc: no 'region' in the answer: {payload!r}"[:300], zone)
         full = payload.get("region_full_name")
-        located = Region(code=region, name=f"{full or region} (from coordinates {lat:g}, {lon:g})")
+        located = Region(code=region, name=str(full or region), chosen_by=f"coordinates {lat:g}, {lon:g}")
         with self._lock:
             self._located = located
         return located
@@ -472,6 +472,8 @@ class WattTimeProvider:
         detail = [region.code]
         if region.representative:
             detail.append(f"representative sub-region of {zone}")
+        if region.chosen_by:
+            detail.append(f"from {region.chosen_by}")
         if series.model:
             detail.append(f"model {series.model}")
         return IntensitySample(
@@ -500,7 +502,6 @@ class WattTimeProvider:
 
     def _login(self) -> str:
         credentials = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
-        self.logins += 1
         try:
             payload = get_json(
                 self.client,

@@ -35,11 +35,14 @@ class Region:
     :param name: WattTime's ``region_full_name`` (``California ISO Northern``).
     :param representative: The zone is larger than this region (an organised market split by
         WattTime into sub-regions); the region stands for it.
+    :param chosen_by: How the region was chosen when not by the table
+        (``"CARBONKIT_WATTTIME_REGION"``, ``"coordinates 39.74, -104.99"``), else ``""``.
     """
 
     code: str
     name: str
     representative: bool = False
+    chosen_by: str = ""
 
 
 def _r(code: str, name: str, representative: bool = False) -> Region:
