@@ -55,8 +55,8 @@ URL_VARIABLE = "CARBONKIT_ELECTRICITYMAPS_API_URL"
 FACTOR_VARIABLE = "CARBONKIT_ELECTRICITYMAPS_EMISSION_FACTOR_TYPE"
 #: What ``carbonkit plugins`` says when no token is set.
 TOKEN_HINT = (
-    "get a token at https://portal.electricitymaps.com/ (the free tier covers one zone: latest value and "
-    f"last 24 hours, no forecast), then set {TOKEN_VARIABLE}"
+    f"get a token at https://portal.electricitymaps.com/ and set {TOKEN_VARIABLE}; the free tier covers one "
+    "zone, its latest value and the last 24 hours, no forecast"
 )
 
 

@@ -67,9 +67,9 @@ __all__ = [
 PLUGIN = "intensity_watttime"
 #: What ``carbonkit plugins`` says when no account is set.
 ACCOUNT_HINT = (
-    "register a WattTime account (POST https://api.watttime.org/register, see https://docs.watttime.org/; "
-    "the free plan gives MOER values for CAISO_NORTH only), then set CARBONKIT_WATTTIME_USERNAME and "
-    "CARBONKIT_WATTTIME_PASSWORD"
+    "register a WattTime account with POST https://api.watttime.org/register (https://docs.watttime.org/) and "
+    "set CARBONKIT_WATTTIME_USERNAME and CARBONKIT_WATTTIME_PASSWORD; the free plan gives MOER values for "
+    "CAISO_NORTH only"
 )
 
 
