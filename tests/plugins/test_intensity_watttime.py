@@ -364,3 +364,23 @@ def test_a_tracker_prices_its_run_at_the_marginal_rate(client):
     report = t.report
     assert any(u.provider == "intensity_watttime:moer" for u in report.intensity.used), report.intensity
     assert report.intensity_g_per_kwh == pytest.approx(408.233133, abs=1e-6)
+
+
+def test_a_slow_login_is_cut_off_at_the_deadline(client):
+    """/login trickling its body one byte every 2 s ends at the provider's deadline, with the
+    helper's reason, and no data request follows."""
+    with WattTimeStandIn(slow_byte_s=2.0) as s:
+        p = provider(s, client, deadline_s=0.5)
+        with pytest.raises(IntensityUnavailable, match="WattTime /login: no complete answer within 0.5 s"):
+            p.current("US-CAL-CISO")
+        assert s.slow_done.wait(30)
+    assert s.paths() == ["/login"]
+
+
+def test_zone_catalogue_and_names(client):
+    """known_zones() is the table; zone_names() says which WattTime region serves each zone."""
+    p = wt.WattTimeProvider(client=client, username=USER, password=PASSWORD)
+    assert p.known_zones() == frozenset(wt.REGIONS_BY_ZONE) and len(wt.REGIONS_BY_ZONE) == 51
+    names = p.zone_names()
+    assert names["US-NW-BPAT"] == "Bonneville Power Administration (WattTime BPA)"
+    assert names["US-TEX-ERCO"] == "ERCOT North Central (WattTime ERCOT_NORTHCENTRAL, representative sub-region)"
