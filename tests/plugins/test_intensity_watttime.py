@@ -384,3 +384,13 @@ def test_zone_catalogue_and_names(client):
     names = p.zone_names()
     assert names["US-NW-BPAT"] == "Bonneville Power Administration (WattTime BPA)"
     assert names["US-TEX-ERCO"] == "ERCOT North Central (WattTime ERCOT_NORTHCENTRAL, representative sub-region)"
+
+
+def test_the_region_override_is_for_the_run_zone_only(client):
+    """With CARBONKIT_WATTTIME_REGION and the run's zone, another table zone still uses the table."""
+    with WattTimeStandIn(plan_regions=("CAISO_NORTH", "PSCO")) as s:
+        p = provider(s, client, region="PSCO", extra_zones={"US-CAL-CISO"})
+        assert "(PSCO, from CARBONKIT_WATTTIME_REGION" in p.current("US-CAL-CISO").source
+        assert "(PSCO, model" in p.current("US-NW-PSCO").source
+        with pytest.raises(IntensityUnavailable, match="region BANC is not in this account's plan"):
+            p.current("US-CAL-BANC")

@@ -281,8 +281,9 @@ class WattTimeProvider:
     """Marginal CO2 emission rate (``co2_moer``) of a WattTime region, in g/kWh.
 
     Zones: the Electricity Maps codes of :data:`~carbonkit_intensity_watttime.regions.REGIONS_BY_ZONE`
-    (plus ``extra_zones``). With ``region`` set, every zone is served from that WattTime
-    region; with ``coordinates`` set, the region is asked of ``/v3/region-from-loc`` once.
+    (plus ``extra_zones``). With ``region`` set, the machine's zone (``extra_zones`` when given,
+    else every zone) is served from that WattTime region; with ``coordinates`` set, its region
+    is asked of ``/v3/region-from-loc`` once. Other zones use the table.
 
     :param client: The HTTP client every request goes through.
     :param username: WattTime username.
@@ -400,9 +401,12 @@ class WattTimeProvider:
 
     def _region(self, zone: str) -> tuple[str, Region]:
         code = zone.strip().upper() if isinstance(zone, str) else ""
-        if self.region is not None and code in self.zones:
+        # The machine's own region (set, or from its coordinates) is for the machine's zone: the
+        # extra zones when given, else every zone served.
+        own = code in {z.upper() for z in self.extra_zones} if self.extra_zones else code in self.zones
+        if self.region is not None and own:
             return code, Region(code=self.region, name=self.region, chosen_by="CARBONKIT_WATTTIME_REGION")
-        if self.coordinates is not None and code in self.zones:
+        if self.coordinates is not None and own:
             return code, self._locate(code)
         region = REGIONS_BY_ZONE.get(code)
         if region is None:
