@@ -6,6 +6,10 @@ production type describes it: the bidding zone where the zone is one (``SE-SE3``
 else the country's control area (``DE`` is ``10Y1001A1001A83F``, "Germany": the DE-LU bidding
 zone ``10Y1001A1001A82H`` would add Luxembourg).
 
+Great Britain is not mapped: National Grid ESO stopped publishing to the Transparency Platform
+when the United Kingdom left the EU internal energy market in 2021 (the ``intensity_gb`` plugin
+covers it).
+
 EIC codes are public identifiers published by ENTSO-E. The values below were checked against
 the ``Area`` table of entsoe-py (``entsoe/mappings.py``, Copyright (c) EnergieID, MIT licence),
 which lists them as the Transparency Platform's guide does.
@@ -69,7 +73,6 @@ _AREAS: dict[str, tuple[str, str]] = {
     "ES": ("10YES-REE------0", "Spain"),
     "FI": ("10YFI-1--------U", "Finland"),
     "FR": ("10YFR-RTE------C", "France"),
-    "GB": ("10YGB----------A", "Great Britain"),
     "GB-NIR": ("10Y1001A1001A016", "Northern Ireland"),
     "GE": ("10Y1001A1001B012", "Georgia"),
     "GR": ("10YGR-HTSO-----Y", "Greece"),
