@@ -18,25 +18,17 @@ Without a key the hook offers an :class:`~carbonkit.Unavailable` note saying how
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carbonkit import Config, ConfigError, Unavailable, hookimpl
 
-from .provider import (
-    DEFAULT_BASE_URL,
-    KEY_PARAM,
-    MAX_LAG_S,
-    EiaProvider,
-    HourMix,
-    hourly_mixes,
-    parse_rows,
-)
-from .zones import FUEL_BY_CODE, RESPONDENT_BY_ZONE, ZONE_NAMES, fuel_of
-
 if TYPE_CHECKING:
     import httpx
+
+    from .provider import EiaProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -55,6 +47,30 @@ __all__ = [
     "provider_from_config",
     "register_intensity_providers",
 ]
+
+# Submodules load on first use: without a key the hook answers from this module alone, so an
+# installed but unconfigured plugin costs every run's start (and `carbonkit intensity --timeout`) nothing.
+_LAZY = {
+    "DEFAULT_BASE_URL": "provider",
+    "KEY_PARAM": "provider",
+    "MAX_LAG_S": "provider",
+    "EiaProvider": "provider",
+    "HourMix": "provider",
+    "hourly_mixes": "provider",
+    "parse_rows": "provider",
+    "FUEL_BY_CODE": "zones",
+    "RESPONDENT_BY_ZONE": "zones",
+    "ZONE_NAMES": "zones",
+    "fuel_of": "zones",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 PLUGIN = "intensity_eia"
 KEY_VARIABLE = "CARBONKIT_EIA_API_KEY"
@@ -83,6 +99,8 @@ def provider_from_config(
     key = _setting(config, "api_key", KEY_VARIABLE, env)
     if key is None:
         return None
+    from .provider import DEFAULT_BASE_URL, EiaProvider
+
     return EiaProvider(
         client=http_client,
         api_key=key,

@@ -17,19 +17,17 @@ Without a token the hook offers an :class:`~carbonkit.Unavailable` note saying h
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from carbonkit import Config, ConfigError, Unavailable, hookimpl
 
-from .documents import NoData, Point, Series, parse_document
-from .mix import MixInterval, timeline
-from .provider import DEFAULT_BASE_URL, MAX_LAG_S, TOKEN_PARAM, EntsoeProvider
-from .zones import EIC_BY_ZONE, FUEL_BY_PSR_TYPE, ZONE_NAMES, fuel_of
-
 if TYPE_CHECKING:
     import httpx
+
+    from .provider import EntsoeProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -51,6 +49,33 @@ __all__ = [
     "register_intensity_providers",
     "timeline",
 ]
+
+# Submodules load on first use: without a token the hook answers from this module alone, so an
+# installed but unconfigured plugin costs every run's start (and `carbonkit intensity --timeout`) nothing.
+_LAZY = {
+    "NoData": "documents",
+    "Point": "documents",
+    "Series": "documents",
+    "parse_document": "documents",
+    "MixInterval": "mix",
+    "timeline": "mix",
+    "DEFAULT_BASE_URL": "provider",
+    "MAX_LAG_S": "provider",
+    "TOKEN_PARAM": "provider",
+    "EntsoeProvider": "provider",
+    "EIC_BY_ZONE": "zones",
+    "FUEL_BY_PSR_TYPE": "zones",
+    "ZONE_NAMES": "zones",
+    "fuel_of": "zones",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 PLUGIN = "intensity_entsoe"
 TOKEN_VARIABLE = "CARBONKIT_ENTSOE_TOKEN"
@@ -83,6 +108,8 @@ def provider_from_config(
     token = _setting(config, "token", TOKEN_VARIABLE, env)
     if token is None:
         return None
+    from .provider import DEFAULT_BASE_URL, EntsoeProvider
+
     return EntsoeProvider(
         client=http_client,
         token=token,
