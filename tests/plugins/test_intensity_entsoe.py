@@ -197,6 +197,17 @@ def test_forecast_combines_a69_per_type_and_the_a71_rest_by_hand(standin, client
     assert {q["documentType"] for q in standin.requests} == {"A69", "A71", "A75"}
 
 
+def test_forecast_after_current_reuses_its_mix_for_the_rest(standin, client):
+    """current() already found the newest complete mix: forecast() asks only for A71 and A69."""
+    p = provider(standin, client)
+    p.current("DE")
+    standin.requests.clear()
+    now = standin.now()
+    samples = p.forecast("DE", now, now + timedelta(hours=2))
+    assert [q["documentType"] for q in standin.requests] == ["A71", "A69"]
+    assert all(s.g_per_kwh == pytest.approx(de_forecast(s.time)) for s in samples)
+
+
 def test_forecast_without_a69_prices_all_of_a71_at_the_recent_mix(standin, client):
     """SE-SE3 has no wind and solar forecast (999): hydro 6 000 x 24 + nuclear 4 000 x 12 over 10 000 = 19.2."""
     now = standin.now()

@@ -21,7 +21,8 @@ hour of real time (Commission Regulation (EU) 543/2013, Article 16), hence
 with their own factors. The day-ahead aggregated generation forecast (A71) gives the total; the
 rest, total minus wind and solar (never below zero), has no breakdown and is priced at the
 intensity of the zone's newest complete actual mix without its wind and solar (the "recent
-non-wind, non-solar mix"). When A69 has no data for the zone, all of A71 is priced so. A71
+non-wind, non-solar mix": the one :meth:`EntsoeProvider.current` found last, while it ended
+within :attr:`EntsoeProvider.lookback`, else fetched with A75). When A69 has no data for the zone, all of A71 is priced so. A71
 without data leaves no forecast (``IntensityUnavailable``).
 """
 
@@ -149,6 +150,7 @@ class EntsoeProvider:
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
     _backoff: Backoff = field(factory=Backoff, init=False, repr=False)
+    _recent: dict[str, MixInterval] = field(factory=dict, init=False, repr=False)
 
     # -- catalogue ----------------------------------------------------------------------------
 
@@ -229,7 +231,9 @@ class EntsoeProvider:
         except NoData:
             wind_solar, have_wind_solar = [], False
         now = _aware(self.now(), "now()")
-        recent = self._latest_actual(zone, eic, _floor_hour(now - self.lookback), _ceil_hour(now))
+        recent = self._recent.get(zone)
+        if recent is None or recent.end < now - self.lookback:
+            recent = self._latest_actual(zone, eic, _floor_hour(now - self.lookback), _ceil_hour(now))
         rest_mix = {f: mw for f, mw in recent.by_fuel(fuel_of).items() if f not in _WIND_SOLAR}
         try:
             rest_g = mix_intensity(rest_mix)
@@ -312,6 +316,7 @@ class EntsoeProvider:
                 provider=self.name,
                 zone=zone,
             )
+        self._recent[zone] = intervals[-1]
         return intervals[-1]
 
     def _live_sample(self, zone: str, eic: str, interval: MixInterval) -> IntensitySample:
