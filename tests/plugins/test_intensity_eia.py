@@ -117,10 +117,10 @@ def test_zones_follow_the_electricity_maps_names_and_the_static_table_knows_most
     for zone, ba in {"US-CAL-CISO": "CISO", "US-TEX-ERCO": "ERCO", "US-MIDA-PJM": "PJM", "US-MIDW-MISO": "MISO",
                      "US-NY-NYIS": "NYIS", "US-NE-ISNE": "ISNE", "US-CENT-SWPP": "SWPP", "US-NW-BPAT": "BPAT"}.items():
         assert zones[zone] == ba
-    assert len(set(zones.values())) == len(zones) == 66
+    assert len(set(zones.values())) == len(zones) == 65
     # The static yearly table has no row for these BAs (generation-only or small ones): it falls
     # back to the US average for them. Every other mapped zone is in it.
-    static_lacks = {"US-FLA-NSB", "US-MIDW-EEI", "US-MIDW-GLHB", "US-NW-AVRN", "US-NW-GWA", "US-NW-WWA",
+    static_lacks = {"US-FLA-NSB", "US-MIDW-GLHB", "US-NW-AVRN", "US-NW-GWA", "US-NW-WWA",
                     "US-SE-AEC", "US-SW-DEAA", "US-SW-GRIF", "US-SW-HGMA"}
     assert set(zones) - set(carbonkit_intensity_static.known_zones()) == static_lacks
 

@@ -3,7 +3,10 @@
 Form EIA-930 respondents are balancing authorities (BAs), each assigned by EIA to one of 13
 regions (CAL, CAR, CENT, FLA, MIDA, MIDW, NE, NW, NY, SE, SW, TEN, TEX). Electricity Maps names
 a US zone ``US-<EIA region>-<BA code>`` (``US-CAL-CISO``, ``US-TEX-ERCO``, ``US-MIDA-PJM``),
-which is the rule applied to every BA below. The BA codes and regions are EIA's (the EIA-930
+which is the rule applied to every BA below; each resulting code was checked to exist among
+Electricity Maps' zone configuration file names (``config/zones/<code>.yaml``; the names only,
+nothing is copied). Electric Energy, Inc. (``EEI``), which has no Electricity Maps zone, is left
+out. The BA codes and regions are EIA's (the EIA-930
 reference tables, https://www.eia.gov/electricity/gridmonitor/about). The region aggregates
 and ``US48`` are also respondents of the API; they are not zones and are not mapped.
 
@@ -71,7 +74,6 @@ _BAS: dict[str, tuple[str, str]] = {
     "TEC": ("FLA", "Tampa Electric Company"),
     "PJM": ("MIDA", "PJM Interconnection"),
     "AECI": ("MIDW", "Associated Electric Cooperative"),
-    "EEI": ("MIDW", "Electric Energy, Inc."),
     "GLHB": ("MIDW", "GridLiance Heartland"),
     "LGEE": ("MIDW", "Louisville Gas and Electric and Kentucky Utilities"),
     "MISO": ("MIDW", "Midcontinent Independent System Operator"),

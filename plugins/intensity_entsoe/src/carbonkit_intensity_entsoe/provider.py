@@ -22,8 +22,8 @@ with their own factors. The day-ahead aggregated generation forecast (A71) gives
 rest, total minus wind and solar (never below zero), has no breakdown and is priced at the
 intensity of the zone's newest complete actual mix without its wind and solar (the "recent
 non-wind, non-solar mix": the one :meth:`EntsoeProvider.current` found last, while it ended
-within :attr:`EntsoeProvider.lookback`, else fetched with A75). When A69 has no data for the zone, all of A71 is priced so. A71
-without data leaves no forecast (``IntensityUnavailable``).
+within :attr:`EntsoeProvider.lookback`, else fetched with A75). When A69 has no data for the
+zone, all of A71 is priced so. A71 without data leaves no forecast (``IntensityUnavailable``).
 """
 
 from __future__ import annotations
