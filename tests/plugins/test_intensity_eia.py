@@ -154,3 +154,12 @@ def test_with_a_key_the_plugin_offers_the_provider(monkeypatch, client):
 def test_plugin_is_valid(monkeypatch):
     monkeypatch.setenv("CARBONKIT_EIA_API_KEY", KEY)
     assert_plugin_valid(plugin)
+
+
+def test_the_key_never_reaches_a_log_line(client, caplog):
+    """httpx logs every request URL at INFO: the core's filter redacts the key in it."""
+    caplog.set_level("DEBUG")
+    with EiaStandIn(page_cap=50) as standin:
+        provider(standin, client).current("US-CAL-CISO")
+    assert "HTTP Request: GET" in caplog.text and "api_key=***" in caplog.text
+    assert KEY not in caplog.text

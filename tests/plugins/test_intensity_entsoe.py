@@ -304,3 +304,14 @@ def test_with_a_token_the_plugin_offers_the_provider(monkeypatch, client):
 def test_plugin_is_valid(monkeypatch):
     monkeypatch.setenv("CARBONKIT_ENTSOE_TOKEN", TOKEN)
     assert_plugin_valid(plugin)
+
+
+def test_the_token_never_reaches_a_log_line(standin, client, caplog):
+    """httpx logs every request URL at INFO: the core's filter redacts the token in it."""
+    caplog.set_level("DEBUG")
+    provider(standin, client).current("DE")
+    bad = EntsoeProvider(client=client, token="0badc0de-1111-2222-3333-444455556666", base_url=standin.url)
+    with pytest.raises(IntensityUnavailable):
+        bad.current("DE")
+    assert "HTTP Request: GET" in caplog.text and "securityToken=***" in caplog.text
+    assert TOKEN not in caplog.text and "0badc0de-1111-2222-3333-444455556666" not in caplog.text
