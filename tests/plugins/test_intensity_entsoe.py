@@ -315,3 +315,26 @@ def test_the_token_never_reaches_a_log_line(standin, client, caplog):
         bad.current("DE")
     assert "HTTP Request: GET" in caplog.text and "securityToken=***" in caplog.text
     assert TOKEN not in caplog.text and "0badc0de-1111-2222-3333-444455556666" not in caplog.text
+
+
+def test_history_asks_a_week_at_most_per_request(standin, client):
+    now = standin.now()
+    samples = provider(standin, client).history("DE", now - timedelta(days=10), now - timedelta(days=9))
+    assert samples and all(s.g_per_kwh == pytest.approx(DE_LIVE) for s in samples)
+    spans = [
+        datetime.strptime(q["periodEnd"], "%Y%m%d%H%M") - datetime.strptime(q["periodStart"], "%Y%m%d%H%M")
+        for q in standin.requests
+    ]
+    assert len(spans) == 1 and spans[0] <= timedelta(days=7)
+    standin.requests.clear()
+    provider(standin, client).history("DE", now - timedelta(days=10), now - timedelta(days=1))
+    spans = [
+        datetime.strptime(q["periodEnd"], "%Y%m%d%H%M") - datetime.strptime(q["periodStart"], "%Y%m%d%H%M")
+        for q in standin.requests
+    ]
+    assert len(spans) == 2 and all(s <= timedelta(days=7) for s in spans)
+
+
+def test_unlisted_production_types_are_priced_as_unknown():
+    assert plugin.fuel_of("B99") == "unknown" and plugin.fuel_of(None) == "unknown"
+    assert plugin.fuel_of("B10") == "storage" and plugin.fuel_of("B18") == "wind"
