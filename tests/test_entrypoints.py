@@ -19,7 +19,9 @@ pytestmark = pytest.mark.entrypoints
 WORKSPACE_PLUGINS = {
     "cpu_estimate",
     "intensity_dk",
+    "intensity_eia",
     "intensity_electricitymaps",
+    "intensity_entsoe",
     "intensity_gb",
     "intensity_static",
     "intensity_watttime",

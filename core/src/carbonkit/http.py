@@ -96,6 +96,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from attrs import define, field, frozen
 
+from . import _httpx_logs
 from ._http import TIMEOUT_S, default_http_client, user_agent
 from ._redact import REDACTED, is_secret_name, redact_text
 from .errors import ConfigError, IntensityUnavailable
@@ -122,6 +123,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("carbonkit.http")
+_httpx_logs.install()  # httpx logs request URLs, query included, at INFO
 
 MIB = 1 << 20
 #: Largest body (after decompression) a call accepts unless the provider sets ``max_bytes``.
