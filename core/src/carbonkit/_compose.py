@@ -25,7 +25,7 @@ from ._readings import ceiling_w
 from .config import Config
 from .errors import ConfigError, NoPowerSourceError
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
-from .records import METHODS, DroppedSource, IntensitySample, Unavailable
+from .records import METHODS, DroppedSource, Fallback, IntensitySample, Unavailable
 
 if TYPE_CHECKING:
     import pluggy
@@ -128,6 +128,7 @@ class Composition:
     warnings: list[str] = field(factory=list)
     plugin_versions: dict[str, str | None] = field(factory=dict)
     pm: pluggy.PluginManager | None = None
+    fallbacks: list[Fallback] = field(factory=list)
 
 
 def compose(
@@ -251,7 +252,7 @@ def compose(
         offers = plug.collect_intensity_providers(pm, config, http)
         new_drops()
         available = list(offers.objects)
-        chain = plug.ordered_providers(available, zone, config.intensity_provider)
+        chain = plug.ordered_providers(available, zone, config.intensity_provider, config.signal)
     else:
         chain = list(provider) if isinstance(provider, Sequence) else [provider]
         for p in chain:
@@ -271,6 +272,7 @@ def compose(
         zone = "WORLD"
         config = attrs.evolve(config, location=zone, given_by={**config.given_by, "location": "default"})
         chain = [p for p in chain if "*" in p.zones or zone in p.zones] or [WorldAverage()]
+    fallbacks = _signal_fallbacks(chain, zone, config.signal)
     seed = _seed(chain, zone, worker, warnings)
 
     # Predictor.
@@ -316,7 +318,26 @@ def compose(
         warnings=warnings,
         plugin_versions=versions,
         pm=pm,
+        fallbacks=fallbacks,
     )
+
+
+def _signal_fallbacks(chain: Sequence[Any], zone: str, signal: str) -> list[Fallback]:
+    """A fallback record when no provider in the chain gives the signal the run asks for: the
+    run is then priced with another signal from its first second, and says so."""
+    from datetime import datetime, timezone
+
+    from .plugins import provider_signal
+
+    if any(provider_signal(p) == signal for p in chain):
+        return []
+    used = chain[0].name if chain else "nothing"
+    return [Fallback(
+        provider=f"{signal} signal",
+        reason=f"no installed intensity provider gives the {signal} signal for {zone}",
+        time=datetime.now(timezone.utc),
+        used=f"{used} ({provider_signal(chain[0]) if chain else 'average'} signal)",
+    )]
 
 
 def _slot(s: Any) -> SourceSlot:

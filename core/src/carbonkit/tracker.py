@@ -98,6 +98,10 @@ class Tracker:
     :param postcode: Outward postcode for regional providers (Great Britain).
     :param tags: Labels recorded in the run log and the report.
     :param intensity_provider: Name of the provider to use among the plugins'.
+    :param signal: ``"average"`` (default, or ``CARBONKIT_SIGNAL``) or ``"marginal"``: the intensity
+        signal the run is priced with. Providers of that signal are tried first; when none answers,
+        average values price the run, recorded as a fallback, and the report's
+        ``intensity.signal_shares`` says which share of the energy each signal priced.
     :param intensity_refresh_s: Seconds between intensity fetches (default 900).
     :param intensity_resolution_s: Length of the intervals CO2eq is accounted in (default 60).
     :param functional_unit: What the run produces (``"sample"``, ``"token"``...): the report then
@@ -131,6 +135,7 @@ class Tracker:
         postcode: str | None = None,
         tags: Mapping[str, str] | None = None,
         intensity_provider: str | None = None,
+        signal: str | None = None,
         intensity_refresh_s: float | None = None,
         intensity_resolution_s: float | None = None,
         functional_unit: str | None = None,
@@ -162,6 +167,7 @@ class Tracker:
             postcode=postcode,
             tags=tags,
             intensity_provider=intensity_provider,
+            signal=signal,
             intensity_refresh_s=intensity_refresh_s,
             intensity_resolution_s=intensity_resolution_s,
             functional_unit=functional_unit,
@@ -259,9 +265,12 @@ class Tracker:
             dropped=comp.dropped,
             attribution=config.attribution,
             source_info={m["name"]: m["info"] for m in meta},
+            signal=config.signal,
+            provider_lags=_provider_lags(comp.providers),
         )
         if comp.seed is not None:
             self._engine.add_intensity(*comp.seed)
+        self._engine.fallbacks.extend(comp.fallbacks)
         first = self._read(0.0)
         from .runlog import RunLogWriter
 
@@ -282,6 +291,9 @@ class Tracker:
             tags=dict(config.tags),
         )
         self._emit("on_start", self._run_start)
+        for fallback in comp.fallbacks:
+            self._emit("on_fallback", fallback)
+            comp.warnings.append(f"{fallback.reason}; the run is priced with {fallback.used}")
         if comp.seed is not None:
             self._emit("on_intensity", comp.seed[0])
             self._emit("on_provider_sample", *comp.seed)
@@ -533,6 +545,8 @@ class Tracker:
             "dropped": [d.to_dict() for d in comp.dropped],
             "unavailable": [n.to_dict() for n in comp.notes],
             "providers": [p.name for p in self.providers],
+            "signal": self.config.signal,
+            "provider_details": [_provider_detail(p) for p in self.providers],
         }
 
     def _emit(self, event: str, *args: Any) -> None:
@@ -795,12 +809,16 @@ class Tracker:
             self._inbox.append((kind, payload))
 
     def _fetch_intensity(self, zone: str, worker: Worker) -> None:
+        from .plugins import provider_signal
+
         now = datetime.now(timezone.utc)
         chain = [p for p in self.providers if p.name not in self._dead_providers]
         for i, provider in enumerate(chain):
             if self._intensity_stop.is_set():
                 return
             nxt = chain[i + 1].name if i + 1 < len(chain) else "nothing"
+            if i + 1 < len(chain) and provider_signal(chain[i + 1]) != self.config.signal:
+                nxt += f" ({provider_signal(chain[i + 1])} signal: no {self.config.signal} provider answered)"
             outcome = worker.call(provider.current, zone, deadline_s=PROVIDER_DEADLINE_S)
             sample = outcome.value if outcome.ok else None
             if not outcome.ok or not isinstance(sample, IntensitySample):
@@ -830,6 +848,28 @@ class Tracker:
                 why = describe_failure(outcome, PROVIDER_DEADLINE_S) if outcome.timed_out else _reason(outcome.error)
                 self._post("warning", f"no forecast from {provider.name} for {zone}: {redact_text(why)}")
             return
+
+
+def _provider_lags(providers: Sequence[Any]) -> dict[str, float]:
+    """Each provider's declared publication lag (``max_lag_s``), for those that declare one."""
+    lags = {}
+    for p in providers:
+        lag = getattr(p, "max_lag_s", None)
+        if isinstance(lag, (int, float)) and not isinstance(lag, bool) and math.isfinite(lag) and lag >= 0:
+            lags[p.name] = float(lag)
+    return lags
+
+
+def _provider_detail(provider: Any) -> dict[str, Any]:
+    """What the run log records of a provider in the chain: enough to redo the accounting."""
+    from .plugins import provider_signal
+
+    return {
+        "name": provider.name,
+        "priority": provider.priority,
+        "signal": provider_signal(provider),
+        "max_lag_s": _provider_lags([provider]).get(provider.name),
+    }
 
 
 def _check_environment() -> list[str]:
