@@ -97,7 +97,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 from attrs import define, field, frozen
 
 from ._http import TIMEOUT_S, default_http_client, user_agent
-from ._redact import REDACTED, is_secret_name, redact_text
+from ._redact import REDACTED, is_secret_name, redact_text, register_secret
 from .errors import ConfigError, IntensityUnavailable
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ __all__ = [
     "get_bytes",
     "get_json",
     "overall_deadline",
+    "register_secret",
     "user_agent",
 ]
 

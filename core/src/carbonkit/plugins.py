@@ -129,6 +129,9 @@ def _worker(pm: pluggy.PluginManager) -> Worker:
 
 def drop_plugin(pm: pluggy.PluginManager, name: str, reason: str, *, log: bool = True) -> None:
     """Unregister and block plugin ``name`` for the rest of ``pm``'s life, recording why."""
+    from ._redact import redact_text
+
+    reason = redact_text(reason)
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin, name=name)
@@ -456,7 +459,9 @@ def resolve_location(pm: pluggy.PluginManager, config: Config, http_client: http
         if len(impls) == 1:
             drop_plugin(pm, impls[0], reason)
         else:
-            _logger.warning("carbonkit: resolve_location (plugins %s) %s", ", ".join(impls), reason)
+            from ._redact import redact_text
+
+            _logger.warning("carbonkit: resolve_location (plugins %s) %s", ", ".join(impls), redact_text(reason))
         return None
     zone = outcome.value
     return zone if isinstance(zone, str) and zone.strip() else None

@@ -24,6 +24,7 @@ from typing import IO, Any, NamedTuple
 
 from ._accounting import Accountant
 from ._engine import Engine
+from ._redact import redact_strings
 from ._text import printable
 from .errors import RunLogError
 from .protocols import ReporterBase, RunStart
@@ -55,6 +56,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _logger = logging.getLogger(__name__)
+
+#: Record types that hold only numbers and source names: written without the redaction pass.
+_NUMBERS_ONLY = frozenset({"sample", "shares", "epoch"})
 
 
 def _finite(value: Any) -> Any:
@@ -124,6 +128,8 @@ class RunLogWriter(ReporterBase):
         if now - self._checked >= CHECK_EVERY_S:
             self._checked = now
             self._check_still_there()
+        if record.get("type") not in _NUMBERS_ONLY:  # text from plugins and providers: no secrets
+            record = redact_strings(record)
         try:
             self._file.write(_dumps(record) + "\n")
             self._file.flush()

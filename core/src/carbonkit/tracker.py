@@ -833,12 +833,13 @@ class Tracker:
                     reason = f"current() returned {sample!r}, not an IntensitySample"
                 self._post("fallback", Fallback(provider=provider.name, reason=redact_text(reason), time=now, used=nxt))
                 continue
+            sample = _scrubbed(sample)
             self._post("sample", (sample, provider.name))
             self._latest_current = sample
             outcome = worker.call(provider.forecast, zone, now, now + FORECAST_HORIZON, deadline_s=PROVIDER_DEADLINE_S)
             if outcome.ok:
                 try:
-                    forecast = [f for f in outcome.value or () if isinstance(f, IntensitySample)]
+                    forecast = [_scrubbed(f) for f in outcome.value or () if isinstance(f, IntensitySample)]
                 except TypeError:
                     forecast = []
                 for f in forecast:
@@ -848,6 +849,15 @@ class Tracker:
                 why = describe_failure(outcome, PROVIDER_DEADLINE_S) if outcome.timed_out else _reason(outcome.error)
                 self._post("warning", f"no forecast from {provider.name} for {zone}: {redact_text(why)}")
             return
+
+
+def _scrubbed(sample: IntensitySample) -> IntensitySample:
+    """The sample with no secret in its text (a provider may put a URL with its key in ``source``)."""
+    source = redact_text(sample.source)
+    factors = redact_text(sample.factors) if sample.factors else sample.factors
+    if source == sample.source and factors == sample.factors:
+        return sample
+    return attrs.evolve(sample, source=source, factors=factors)
 
 
 def _provider_lags(providers: Sequence[Any]) -> dict[str, float]:

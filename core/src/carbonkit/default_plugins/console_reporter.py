@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from .._redact import redact_text
 from .._text import printable
 from ..hookspecs import hookimpl
 from ..protocols import ReporterBase
@@ -146,7 +147,7 @@ class ConsoleReporter(ReporterBase):
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stderr
-        out.write("".join(f"{PREFIX}{printable(line)}\n" for line in lines))
+        out.write("".join(f"{PREFIX}{printable(redact_text(line))}\n" for line in lines))
         out.flush()
 
     def on_start(self, run: RunStart) -> None:
