@@ -15,6 +15,7 @@ obtained at run time), in plain and URL-encoded form. Values shorter than
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -31,6 +32,7 @@ __all__ = [
     "redact_strings",
     "redact_text",
     "redact_url",
+    "install_log_filter",
     "register_secret",
     "secret_values",
 ]
@@ -146,3 +148,32 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_redact_value(v) for v in value]
     return value
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a log record's message with :func:`redact_text` (httpx logs every request's full
+    URL at INFO, query string and all)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not fit its format: leave it to logging
+            return True
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+#: Loggers whose records may hold a request's URL or a provider's message.
+LOGGERS = ("httpx", "httpcore", "carbonkit", "carbonkit.http", "carbonkit.scheduling")
+
+
+def install_log_filter() -> None:
+    """Redact every record of the loggers that may carry a URL or a provider's error
+    (:data:`LOGGERS`), whichever handler the application attached. Idempotent."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

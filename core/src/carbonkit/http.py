@@ -97,7 +97,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 from attrs import define, field, frozen
 
 from ._http import TIMEOUT_S, default_http_client, user_agent
-from ._redact import REDACTED, is_secret_name, redact_text, register_secret
+from ._redact import REDACTED, install_log_filter, is_secret_name, redact_text, register_secret
 from .errors import ConfigError, IntensityUnavailable
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("carbonkit.http")
+install_log_filter()  # httpx logs each request's URL, query included: no token may reach a log
 
 MIB = 1 << 20
 #: Largest body (after decompression) a call accepts unless the provider sets ``max_bytes``.

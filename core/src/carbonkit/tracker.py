@@ -38,7 +38,7 @@ from ._dispatch import Channel
 from ._engine import Engine
 from ._guard import Outcome, Worker, describe_failure
 from ._readings import check_counter, check_values
-from ._redact import redact_mapping, redact_text
+from ._redact import install_log_filter, redact_mapping, redact_text
 from .config import Config
 from .errors import ConfigError, IntensityUnavailable
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter, RunStart
@@ -187,6 +187,7 @@ class Tracker:
 
             self._embodied = embodied_from_config(config.embodied)
         early_warnings = _check_environment()
+        install_log_filter()  # a provider's request URL (with its key) logged by httpx is redacted
         self._units = 0.0
         self._final_units: float | None = None
         self._own_client = http_client is None
