@@ -287,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
             # The value goes into `sbatch --begin=$(...)` or `at -t $(...)`: never leave it empty.
             value = start_at_once(args.format, tz, now)
             sys.stderr.write(
-                f"carbonkit: {redact_text(str(exc))}. Printing {value} for --format {args.format}: the job starts at once\n"
+                f"carbonkit: {redact_text(str(exc))}. Printing {value} for --format {args.format}: "
+                "the job starts at once\n"
             )
             sys.stdout.write(value + "\n")
             return 0

@@ -43,7 +43,7 @@ def zones_data(query: str | None = None, pm: Any = None, http_client: Any = None
     from .zones import capabilities, catalogue, matching
 
     pm = pm or make_plugin_manager()
-    client = http_client if http_client is not None else LazyHttpClient()  # providers make no request here
+    client: Any = http_client if http_client is not None else LazyHttpClient()  # no request is made here
     try:
         offers = collect_intensity_providers(pm, Config.from_env(), client)
         providers = list(offers.objects)

@@ -8,8 +8,9 @@ by :data:`REDACTED`; everything else is left as it was.
 Secrets are also found by value, wherever they appear in a text (an exception that quotes a token,
 a server that echoes it): the value of every environment variable whose name ends in
 ``_TOKEN``, ``_KEY``, ``_API_KEY``, ``_PASSWORD`` or ``_SECRET`` (any case:
-``CARBONKIT_WATTTIME_PASSWORD``, ``CARBONKIT_ENTSOE_TOKEN``), read when the text is redacted, and every value a plugin registered with :func:`register_secret` (a login token it
-obtained at run time), in plain and URL-encoded form. Values shorter than
+``CARBONKIT_WATTTIME_PASSWORD``, ``CARBONKIT_ENTSOE_TOKEN``), read when the text is redacted,
+and every value a plugin registered with :func:`register_secret` (a login token it obtained at
+run time), in plain and URL-encoded form. Values shorter than
 :data:`MIN_SECRET_CHARS` are left alone: replacing ``"1"`` everywhere would garble every figure.
 """
 

@@ -463,7 +463,9 @@ def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRe
         from .scheduling import NoForecastError, plan_start_within, wait_for_best_start
 
         try:
-            plan = plan_start_within(args.start_within, args.expected_duration, args.location, signal=getattr(args, "signal", None))
+            plan = plan_start_within(
+                args.start_within, args.expected_duration, args.location, signal=getattr(args, "signal", None)
+            )
         except NoForecastError as exc:
             from ._redact import redact_text
 

@@ -29,11 +29,11 @@ from ._text import printable
 from .errors import RunLogError
 from .protocols import ReporterBase, RunStart
 from .records import (
+    SIGNALS,
     DroppedSource,
     EpochRecord,
     Fallback,
     IntensitySample,
-    SIGNALS,
     Prediction,
     Report,
 )

@@ -86,7 +86,7 @@ def _kinds(provider: Any) -> list[str]:
     if provider_signal(provider) == "marginal":
         return ["marginal"]
     caps = capabilities(provider)
-    kinds = [k for k in ("live", "forecast") if k in caps]
+    kinds: list[str] = [k for k in ("live", "forecast") if k in caps]
     if "average" in caps or getattr(provider, "offline", False) is True:
         kinds.append("average")
     return kinds or ["live"]

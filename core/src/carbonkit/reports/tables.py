@@ -145,8 +145,8 @@ def _footer(agg: Aggregate) -> list[str]:
         for s in t.intensity_sources:
             year = f", {s['year']}" if s.get("year") else ""
             lines.append(
-                f"  {s['provider']}: {s['source']} ({s['kind']}, {s.get('signal', 'average')} signal, {s['zone']}{year}): "
-                f"{fmt_sig(s['energy_kwh'])}"
+                f"  {s['provider']}: {s['source']} ({s['kind']}, {s.get('signal', 'average')} signal, "
+                f"{s['zone']}{year}): {fmt_sig(s['energy_kwh'])}"
             )
     if t.incomplete:
         lines.append(

@@ -12,8 +12,8 @@ from attrs import field, frozen
 
 from .._redact import redact_text
 from ..errors import ConfigError, IntensityUnavailable, UnknownZoneError
-from ..zones import closest_zones, known_zones
 from ..records import IntensitySample, tuple_of
+from ..zones import closest_zones, known_zones
 from .durations import DurationLike, parse_duration, parse_window
 from .flexible import flexible_start
 from .pause_resume import pause_and_resume
