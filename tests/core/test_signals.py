@@ -246,3 +246,19 @@ def test_old_logs_without_signals_still_read(tmp_path):
     assert old.intensity.signal == "average"
     assert old.intensity.signal_shares == {"average": pytest.approx(1.0)}
     assert old.intensity.used[0].signal == "average" and old.intensity.used[0].max_age_s == 0.0
+
+
+def test_carbonkit_report_shows_the_share_each_signal_priced(tmp_path, capsys):
+    from carbonkit.cli import main
+
+    marginal = FakeIntensity(g_per_kwh=600.0, name="m:one", signal="marginal", period_s=3600)
+    finish(make(provider=[marginal], signal="marginal", log_dir=tmp_path, reporters=None))
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "XX (live 100%; signal marginal 100%)" in out
+    assert "m:one: m:one (test) (live, marginal signal, XX)" in out
+    assert main(["report", "--json", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert json.dumps(data).count('"signal": "marginal"') >= 2
+    (source,) = [s for s in data["total"]["intensity_sources"] if s["provider"] == "m:one"]
+    assert source["signal"] == "marginal"
