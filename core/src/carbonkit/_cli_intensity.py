@@ -129,7 +129,10 @@ def _query(
     client = http_client or default_http_client()
     try:
         offers = collect_intensity_providers(pm, config, client)
-        known = known_zones(list(offers.objects))
+        # A zone a provider names is known; only another is checked against the catalogues (which
+        # may load a table: time the --timeout budget should spend on the providers' answers).
+        named = any(zone in p.zones for p in offers.objects)
+        known = None if named else known_zones(list(offers.objects))
         if known is not None and zone not in known:
             close = closest_zones(zone, known)
             hint = f"; closest known codes: {', '.join(close)}" if close else ""

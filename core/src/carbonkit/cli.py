@@ -61,6 +61,7 @@ def plugins_data() -> dict[str, Any]:
         collect_reporters,
         list_plugins,
         make_plugin_manager,
+        provider_signal,
     )
 
     pm = make_plugin_manager()
@@ -115,6 +116,7 @@ def plugins_data() -> dict[str, Any]:
             lambda p: {
                 "name": p.name,
                 "priority": p.priority,
+                "signal": provider_signal(p),
                 "zones": sorted(p.zones) if len(p.zones) <= 20 else [f"{len(p.zones)} zones"],
             },
         )
@@ -145,7 +147,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                 f"{len(s['devices'])} device(s): {', '.join(s['devices'])}\n"
             )
         for i in p["intensity_providers"]:
-            out.write(f"  intensity provider {i['name']} (priority {i['priority']}): zones {', '.join(i['zones'])}\n")
+            out.write(f"  intensity provider {i['name']} (priority {i['priority']}, {i['signal']} signal): "
+                      f"zones {', '.join(i['zones'])}\n")
         for r in p["predictors"]:
             out.write(f"  predictor {r['name']}\n")
         for r in p["reporters"]:

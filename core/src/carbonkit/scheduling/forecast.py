@@ -97,7 +97,8 @@ def forecast_from_providers(
         if providers is None:
             pm = pm or _plugins.make_plugin_manager()
             offers = _plugins.collect_intensity_providers(pm, config, client)  # type: ignore[arg-type]
-            known = known_zones(list(offers.objects))
+            named = any(zone_code in p.zones for p in offers.objects)  # known without asking the catalogues
+            known = None if named else known_zones(list(offers.objects))
             if known is not None and zone_code not in known:
                 close = closest_zones(zone_code, known)
                 hint = f"; closest known codes: {', '.join(close)}" if close else ""
