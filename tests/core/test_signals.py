@@ -263,3 +263,13 @@ def test_carbonkit_report_shows_the_share_each_signal_priced(tmp_path, capsys):
     assert json.dumps(data).count('"signal": "marginal"') >= 2
     (source,) = [s for s in data["total"]["intensity_sources"] if s["provider"] == "m:one"]
     assert source["signal"] == "marginal"
+
+
+def test_providers_given_explicitly_are_tried_by_signal_and_never_mix_into_an_average_run():
+    marginal = FakeIntensity(g_per_kwh=600.0, name="m:one", signal="marginal")
+    average = FakeIntensity(g_per_kwh=100.0, name="a:one")
+    t = make(provider=[average, marginal], signal="marginal")
+    assert [p.name for p in t.providers] == ["m:one", "a:one", "constant:world"]
+    finish(t)
+    with pytest.raises(carbonkit.ConfigError, match=r"'m:one' gives the marginal signal.*signal='marginal'"):
+        make(provider=[average, marginal])

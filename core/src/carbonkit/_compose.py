@@ -262,6 +262,7 @@ def compose(
                     f"forecast()), got {p!r}"
                 )
         available = list(chain)
+        chain = _by_signal(chain, config.signal)
     if not any(isinstance(p, WorldAverage) for p in chain):
         chain.append(WorldAverage())
     known = known_zones(available, worker, warnings)
@@ -320,6 +321,20 @@ def compose(
         pm=pm,
         fallbacks=fallbacks,
     )
+
+
+def _by_signal(chain: list[Any], signal: str) -> list[Any]:
+    """Providers given explicitly, in their order, those of the run's signal first; a marginal
+    provider in an average run is a ConfigError (an average run never takes marginal values)."""
+    from .plugins import provider_signal
+
+    other = [p for p in chain if provider_signal(p) != signal]
+    if signal == "average" and other:
+        raise ConfigError(
+            f"provider {other[0].name!r} gives the {provider_signal(other[0])} signal, but the run asks for the "
+            f"average signal; pass signal={provider_signal(other[0])!r} (or CARBONKIT_SIGNAL) to price the run with it"
+        )
+    return [p for p in chain if provider_signal(p) == signal] + other
 
 
 def _signal_fallbacks(chain: Sequence[Any], zone: str, signal: str) -> list[Fallback]:
