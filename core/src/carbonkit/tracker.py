@@ -87,8 +87,9 @@ class Tracker:
     :param interval_s: Seconds between samples (default 1.0, or ``CARBONKIT_INTERVAL``).
     :param log_dir: Folder for the JSON Lines run log. None: ``CARBONKIT_LOG_DIR``, else none.
     :param sources: Power sources to use instead of the plugins' (an empty list means none).
-    :param provider: Intensity provider, or a list tried in order, instead of the plugins'.
-        The built-in world average is always the last fallback.
+    :param provider: Intensity provider, or a list tried in order, instead of the plugins'
+        (those of the run's ``signal`` first; a marginal one in an average run is a
+        :class:`ConfigError`). The built-in world average is always the last fallback.
     :param predictor: Predictor instead of the plugins' ``linear``.
     :param reporters: Reporters instead of the plugins' (an empty list means none).
     :param quiet: No console output at all (warnings still reach the report, the run log and
