@@ -223,12 +223,15 @@ def test_misspelled_hook_is_an_error_at_once():
     assert "'register_power_source'" in skipped.reason and "did you mean 'register_power_sources'" in skipped.reason
 
 
-def test_provider_tie_is_a_configuration_error_naming_both():
-    """Two providers with the same priority for a zone: a ConfigError naming both."""
+def test_provider_tie_is_broken_by_a_named_zone_then_by_name():
+    """Two providers with the same priority for a zone: the one naming the zone before a "*" one,
+    then alphabetical by name, whatever order they were discovered in."""
     a = FakeIntensity(name="a:x", zones={"XX"}, priority=100)
     b = FakeIntensity(name="b:x", zones={"XX"}, priority=100)
-    with pytest.raises(carbonkit.ConfigError, match="'a:x' and 'b:x'"):
-        ordered_providers([a, b], "XX", None)
+    star = FakeIntensity(name="0:any", zones={"*"}, priority=100)
+    low = FakeIntensity(name="0:low", zones={"XX"}, priority=10)
+    for given in ([a, b, star, low], [low, star, b, a]):
+        assert [p.name for p in ordered_providers(given, "XX", None)] == ["a:x", "b:x", "0:any", "0:low"]
     assert ordered_providers([a, b], "XX", "b:x")[0] is b
     with pytest.raises(carbonkit.ConfigError, match="not installed"):
         ordered_providers([a, b], "XX", "c")

@@ -27,7 +27,8 @@ from .records import IntensitySample
 
 BUCKET_S = 60.0
 J_PER_KWH = 3.6e6
-#: A live value older than this is used only when nothing newer (forecast or live) exists.
+#: A live value is held for this long after its start when nothing newer covers the time (a
+#: provider declaring a longer ``max_lag_s`` holds its values longer: see ``IntensityTimeline``).
 STALE_LIVE_S = 3600.0
 _KIND_RANK = {"live": 0, "forecast": 1, "average": 2}
 
@@ -227,10 +228,18 @@ class Accountant:
 
 @define
 class IntensityTimeline:
-    """Intensity samples of a run, deduplicated by (provider, kind, time), newest wins."""
+    """Intensity samples of a run, deduplicated by (provider, kind, time), newest wins.
+
+    ``signal`` is the signal the run asked for: its values are preferred to the other signal's
+    at every step of :meth:`at`. ``lags`` maps a provider's name to its ``max_lag_s``: how long
+    after the end of its period one of its live values may still price the run, until a newer
+    one arrives.
+    """
 
     samples: dict[tuple[str, str, float], tuple[IntensitySample, str]] = field(factory=dict)
-    _index: dict[str, tuple[list[float], list[tuple[IntensitySample, str]]]] | None = None
+    signal: str = "average"
+    lags: dict[str, float] = field(factory=dict)
+    _index: dict[tuple[bool, str], tuple[list[float], list[tuple[IntensitySample, str]]]] | None = None
 
     def add(self, sample: IntensitySample, provider: str) -> None:
         self.samples[(provider, sample.kind, sample.time.timestamp())] = (sample, provider)
@@ -239,34 +248,48 @@ class IntensityTimeline:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _build(self) -> dict[str, tuple[list[float], list[tuple[IntensitySample, str]]]]:
+    def _build(self) -> dict[tuple[bool, str], tuple[list[float], list[tuple[IntensitySample, str]]]]:
         if self._index is None:
-            by_kind: dict[str, list[tuple[float, tuple[IntensitySample, str]]]] = {}
+            by_kind: dict[tuple[bool, str], list[tuple[float, tuple[IntensitySample, str]]]] = {}
             for (_, kind, ts), entry in self.samples.items():
-                by_kind.setdefault(kind, []).append((ts, entry))
+                by_kind.setdefault((entry[0].signal == self.signal, kind), []).append((ts, entry))
             self._index = {}
-            for kind, rows in by_kind.items():
+            for key, rows in by_kind.items():
                 rows.sort(key=lambda r: r[0])
-                self._index[kind] = ([r[0] for r in rows], [r[1] for r in rows])
+                self._index[key] = ([r[0] for r in rows], [r[1] for r in rows])
         return self._index
+
+    def held_until(self, entry: tuple[IntensitySample, str]) -> float:
+        """Until when (unix time) a live value may price the run when nothing newer covers it:
+        an hour after its start, or its provider's ``max_lag_s`` after the end of its period,
+        whichever is later."""
+        sample, provider = entry
+        start = sample.time.timestamp()
+        lag = self.lags.get(provider)
+        end = start + STALE_LIVE_S
+        if lag is not None:
+            end = max(end, start + (sample.period_s or 0.0) + lag)
+        return end
 
     def at(self, wall: float) -> tuple[IntensitySample, str] | None:
         """Return the sample in force at unix time ``wall``, and its provider.
 
-        In order: a live value whose period covers the time; a forecast covering it; the latest
-        live value of the last hour; the first live value of the next hour (a live value that
-        arrived a moment after the run started prices its start, rather than the static value
-        the run began with); a yearly average; the latest value of any kind before it; the
-        earliest after it.
+        In order, first among the values of the signal the run asked for, then among the other
+        signal's: a live value whose period covers the time; a forecast covering it; the latest
+        live value, while it is held (:meth:`held_until`: an hour, or the provider's declared
+        publication lag after its period); the first live value of the next hour (a live value
+        that arrived a moment after the run started prices its start, rather than the static
+        value the run began with). Then a yearly average (of the signal asked for first); the
+        latest value of any kind before it; the earliest after it.
         """
         index = self._build()
         if not index:
             return None
 
-        def latest(kind: str) -> tuple[IntensitySample, str] | None:
-            if kind not in index:
+        def latest(preferred: bool, kind: str) -> tuple[IntensitySample, str] | None:
+            if (preferred, kind) not in index:
                 return None
-            times, entries = index[kind]
+            times, entries = index[(preferred, kind)]
             i = bisect.bisect_right(times, wall) - 1
             return entries[i] if i >= 0 else None
 
@@ -276,54 +299,71 @@ class IntensityTimeline:
             start = entry[0].time.timestamp()
             return start <= wall < start + entry[0].period_s
 
-        live = latest("live")
-        if covers(live):
-            return live
-        forecast = latest("forecast")
-        if covers(forecast):
-            return forecast
-        if live is not None and wall - live[0].time.timestamp() <= STALE_LIVE_S:
-            return live
-        if "live" in index:  # the run's first live value describes its first minutes better than an average
-            times, entries = index["live"]
-            i = bisect.bisect_right(times, wall)
-            if i < len(times) and times[i] - wall <= STALE_LIVE_S:
-                return entries[i]
-        average = latest("average")
-        if average is not None:
-            return average
-        candidates = [e for e in (live, forecast) if e is not None]
+        for preferred in (True, False):
+            live = latest(preferred, "live")
+            if covers(live):
+                return live
+            forecast = latest(preferred, "forecast")
+            if covers(forecast):
+                return forecast
+            if live is not None and wall <= self.held_until(live):
+                return live
+            if (preferred, "live") in index:  # the run's first live value describes its first minutes better
+                times, entries = index[(preferred, "live")]
+                i = bisect.bisect_right(times, wall)
+                if i < len(times) and times[i] - wall <= STALE_LIVE_S:
+                    return entries[i]
+        for preferred in (True, False):
+            average = latest(preferred, "average")
+            if average is not None:
+                return average
+        candidates = [e for e in (latest(p, k) for p in (True, False) for k in ("live", "forecast")) if e is not None]
         if candidates:
             return max(candidates, key=lambda e: e[0].time)
         firsts = [entries[0] for _, entries in index.values()]
         return min(firsts, key=lambda e: (e[0].time, _KIND_RANK[e[0].kind]))
 
 
+def age_s(sample: IntensitySample, wall: float) -> float:
+    """How long after the end of the period it covers ``sample`` prices unix time ``wall``
+    (0 inside its period, and always 0 for a yearly average)."""
+    if sample.kind == "average":
+        return 0.0
+    return max(0.0, wall - sample.time.timestamp() - (sample.period_s or 0.0))
+
+
+#: Key of one intensity source used: (provider, source, kind, zone, year, signal).
+UseKey = tuple[str, str, str, str, int | None, str]
+
+
 def carbon(
     parts: Iterable[tuple[int, float]], timeline: IntensityTimeline, bucket_s: float, pue: float
-) -> tuple[float, float, dict[tuple[str, str, str, str, int | None], list[float]]]:
-    """Price attributed joules by minute: return (grams CO2eq, kWh incl. PUE, uses).
+) -> tuple[float, float, dict[UseKey, list[float]]]:
+    """Price attributed joules by interval: return (grams CO2eq, kWh incl. PUE, uses).
 
-    ``uses`` maps (provider, source, kind, zone, year) to [kWh priced, grams] for provenance.
+    ``uses`` maps (provider, source, kind, zone, year, signal) to [kWh priced, grams, the
+    largest age in seconds of a value used] for provenance.
     """
     grams = 0.0
     kwh_total = 0.0
-    uses: dict[tuple[str, str, str, str, int | None], list[float]] = {}
+    uses: dict[UseKey, list[float]] = {}
     for k, joules in parts:
         if joules <= 0:
             continue
         kwh = joules / J_PER_KWH * pue
-        entry = timeline.at((k + 0.5) * bucket_s)
+        wall = (k + 0.5) * bucket_s
+        entry = timeline.at(wall)
         if entry is None:
             continue
         sample, provider = entry
         g = kwh * sample.g_per_kwh
         grams += g
         kwh_total += kwh
-        key = (provider, sample.source, sample.kind, sample.zone, sample.year)
-        acc = uses.setdefault(key, [0.0, 0.0])
+        key = (provider, sample.source, sample.kind, sample.zone, sample.year, sample.signal)
+        acc = uses.setdefault(key, [0.0, 0.0, 0.0])
         acc[0] += kwh
         acc[1] += g
+        acc[2] = max(acc[2], age_s(sample, wall))
     return grams, kwh_total, uses
 
 

@@ -27,7 +27,9 @@ EXIT_SKIPPED = 3
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+    from ._redact import redact_strings
+
+    sys.stdout.write(json.dumps(redact_strings(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

@@ -34,6 +34,9 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from ._redact import redact_text
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -81,6 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tz", help="time zone for local times and --format slurm/at (default: this machine's), e.g. UTC")
     p.add_argument("--evaluate", action="store_true", help="evaluate both algorithms on the --series history")
     p.add_argument("--starts", default="60", help="--evaluate: number of start times, or 'all' (default 60)")
+    p.add_argument(
+        "--signal", choices=("average", "marginal"), type=str.lower,
+        help="plan on the average (default, or CARBONKIT_SIGNAL) or the marginal signal's forecast",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object, last on stdout")
     p.set_defaults(func=run)
 
@@ -218,6 +225,13 @@ def _print_plan(plan: SchedulePlan, tz: tzinfo) -> None:
         f"{name} for a {format_duration(plan.duration_s)} job within {format_duration(plan.requested_window_s)}{where} "
         f"(planned on {source}, known until {_iso(plan.forecast_end) if plan.forecast_end else '?'})\n"
     )
+    if plan.signal is not None:
+        labels = [f"{plan.kind or 'forecast'}", f"{plan.signal} signal", f"zone {plan.zone}"]
+        if plan.factors:
+            labels.append(f"factors: {plan.factors}")
+        if plan.estimated is not None:
+            labels.append("estimated by the service" if plan.estimated else "not estimated")
+        out.write(f"  values:    {', '.join(labels)}; {plan.source}\n")
     local = plan.start.astimezone(tz)
     when = "now" if plan.delay_s <= 1 else f"in {format_duration(round(plan.delay_s))}"
     out.write(f"  start:     {_iso(plan.start)} ({local.strftime('%Y-%m-%d %H:%M:%S %Z')}), {when}\n")
@@ -263,19 +277,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         try:
             plan = scheduling.plan_from_providers(
-                args.location, duration, window, pause_resume=args.pause_resume, now=now, **options
+                args.location, duration, window, pause_resume=args.pause_resume, now=now,
+                signal=getattr(args, "signal", None), **options,
             )
         except scheduling.NoForecastError as exc:
             if args.json or args.format == "text":
-                sys.stderr.write(f"carbonkit: error: {exc}\n")
+                sys.stderr.write(f"carbonkit: error: {redact_text(str(exc))}\n")
                 return EXIT_NO_FORECAST
             # The value goes into `sbatch --begin=$(...)` or `at -t $(...)`: never leave it empty.
             value = start_at_once(args.format, tz, now)
             sys.stderr.write(
-                f"carbonkit: {exc}. Printing {value} for --format {args.format}: the job starts at once\n"
+                f"carbonkit: {redact_text(str(exc))}. Printing {value} for --format {args.format}: "
+                "the job starts at once\n"
             )
             sys.stdout.write(value + "\n")
             return 0
+    plan = attrs.evolve(plan, warnings=[redact_text(w) for w in plan.warnings],
+                        source=redact_text(plan.source) if plan.source else plan.source)
     if args.json:
         data = plan.to_dict()
         data["slurm_begin"] = slurm_begin(plan.start, tz)

@@ -11,7 +11,6 @@ under a deadline. The tracker then runs the composition (:mod:`carbonkit.tracker
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Sequence
@@ -25,7 +24,8 @@ from ._readings import ceiling_w
 from .config import Config
 from .errors import ConfigError, NoPowerSourceError
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
-from .records import METHODS, DroppedSource, IntensitySample, Unavailable
+from .records import METHODS, DroppedSource, Fallback, IntensitySample, Unavailable
+from .zones import known_zones, unknown_zone_message
 
 if TYPE_CHECKING:
     import pluggy
@@ -128,6 +128,7 @@ class Composition:
     warnings: list[str] = field(factory=list)
     plugin_versions: dict[str, str | None] = field(factory=dict)
     pm: pluggy.PluginManager | None = None
+    fallbacks: list[Fallback] = field(factory=list)
 
 
 def compose(
@@ -251,7 +252,7 @@ def compose(
         offers = plug.collect_intensity_providers(pm, config, http)
         new_drops()
         available = list(offers.objects)
-        chain = plug.ordered_providers(available, zone, config.intensity_provider)
+        chain = plug.ordered_providers(available, zone, config.intensity_provider, config.signal)
     else:
         chain = list(provider) if isinstance(provider, Sequence) else [provider]
         for p in chain:
@@ -261,16 +262,18 @@ def compose(
                     f"forecast()), got {p!r}"
                 )
         available = list(chain)
+        chain = _by_signal(chain, config.signal)
     if not any(isinstance(p, WorldAverage) for p in chain):
         chain.append(WorldAverage())
-    known = _known_zones(available, worker, warnings)
+    known = known_zones(available, worker, warnings)
     if known is not None and zone not in known:
         if given_by not in ("resolve_location hook", "default"):  # the user set it
-            raise ConfigError(_unknown_zone_message(zone, known, given_by))
-        warnings.append(_unknown_zone_message(zone, known, given_by) + "; the world average is used")
+            raise ConfigError(unknown_zone_message(zone, known, given_by))
+        warnings.append(unknown_zone_message(zone, known, given_by) + "; the world average is used")
         zone = "WORLD"
         config = attrs.evolve(config, location=zone, given_by={**config.given_by, "location": "default"})
         chain = [p for p in chain if "*" in p.zones or zone in p.zones] or [WorldAverage()]
+    fallbacks = _signal_fallbacks(chain, zone, config.signal)
     seed = _seed(chain, zone, worker, warnings)
 
     # Predictor.
@@ -316,7 +319,40 @@ def compose(
         warnings=warnings,
         plugin_versions=versions,
         pm=pm,
+        fallbacks=fallbacks,
     )
+
+
+def _by_signal(chain: list[Any], signal: str) -> list[Any]:
+    """Providers given explicitly, in their order, those of the run's signal first; a marginal
+    provider in an average run is a ConfigError (an average run never takes marginal values)."""
+    from .plugins import provider_signal
+
+    other = [p for p in chain if provider_signal(p) != signal]
+    if signal == "average" and other:
+        raise ConfigError(
+            f"provider {other[0].name!r} gives the {provider_signal(other[0])} signal, but the run asks for the "
+            f"average signal; pass signal={provider_signal(other[0])!r} (or CARBONKIT_SIGNAL) to price the run with it"
+        )
+    return [p for p in chain if provider_signal(p) == signal] + other
+
+
+def _signal_fallbacks(chain: Sequence[Any], zone: str, signal: str) -> list[Fallback]:
+    """A fallback record when no provider in the chain gives the signal the run asks for: the
+    run is then priced with another signal from its first second, and says so."""
+    from datetime import datetime, timezone
+
+    from .plugins import provider_signal
+
+    if any(provider_signal(p) == signal for p in chain):
+        return []
+    used = chain[0].name if chain else "nothing"
+    return [Fallback(
+        provider=f"{signal} signal",
+        reason=f"no installed intensity provider gives the {signal} signal for {zone}",
+        time=datetime.now(timezone.utc),
+        used=f"{used} ({provider_signal(chain[0]) if chain else 'average'} signal)",
+    )]
 
 
 def _slot(s: Any) -> SourceSlot:
@@ -362,42 +398,6 @@ def _select(slots: list[SourceSlot]) -> tuple[list[SourceSlot], list[DroppedSour
                 )
             )
     return kept, dropped
-
-
-def _known_zones(providers: Sequence[Any], worker: Worker, warnings: list[str]) -> frozenset[str] | None:
-    """Every zone some provider knows, or None when no provider has a catalogue of zones (then
-    nothing is rejected: a provider's own ``zones`` say what it covers, not what exists)."""
-    known: set[str] = set()
-    informed = False  # only a provider with a catalogue (known_zones()) makes a code unknown
-    for p in providers:
-        known |= {z.upper() for z in p.zones if z != "*"}
-        method = getattr(p, "known_zones", None)
-        if callable(method):
-            outcome = worker.call(method, deadline_s=SEED_DEADLINE_S)
-            if outcome.ok and outcome.value is not None:
-                try:
-                    known |= {str(z).upper() for z in outcome.value}
-                    informed = True
-                except TypeError:
-                    warnings.append(f"intensity provider {p.name!r}: known_zones() returned {outcome.value!r}")
-            elif not outcome.ok:
-                warnings.append(f"intensity provider {p.name!r}: known_zones() "
-                                f"{describe_failure(outcome, SEED_DEADLINE_S)}")
-    if not informed:
-        return None
-    return frozenset(known | {"WORLD"})
-
-
-def _unknown_zone_message(zone: str, known: frozenset[str], given_by: str) -> str:
-    ranked = sorted(known)
-    close = difflib.get_close_matches(zone, ranked, n=4, cutoff=0.6)
-    # A short code is often the end of a longer one ('DK2' for 'DK-DK2').
-    close += [z for z in ranked if z.endswith("-" + zone) and z not in close][:3]
-    what = {"argument": "location=", "CARBONKIT_LOCATION": "CARBONKIT_LOCATION="}.get(given_by, f"{given_by} gave ")
-    hint = f"; closest known codes: {', '.join(close)}" if close else ""
-    return (f"{what}{zone!r} is not a zone any installed intensity provider knows{hint} "
-            "(zone codes are Electricity Maps codes such as 'DK-DK2', 'SE-SE3', 'US-CAL-CISO', or 'WORLD'; "
-            "`carbonkit intensity ZONE` shows what a code resolves to)")
 
 
 def _seed(chain: Sequence[Any], zone: str, worker: Worker, warnings: list[str]) -> tuple[IntensitySample, str] | None:

@@ -26,6 +26,7 @@ from .records import (
     IntensityUse,
     Prediction,
     Report,
+    signal_shares,
 )
 
 
@@ -51,11 +52,17 @@ class Engine:
     pauses: list[tuple[float, float]] = field(factory=list)
     attribution: str = "machine"
     source_info: Mapping[str, Mapping[str, str]] = field(factory=dict)
+    signal: str = "average"
+    provider_lags: Mapping[str, float] = field(factory=dict)
     _epoch_j: list[tuple[float, float]] = field(factory=list)
     _resolved: int = 0  # marks already turned into epochs
     _open_start: float | None = None
     _open_start_j: float | None = None
     _last_end: tuple[float, float] = (0.0, 0.0)
+
+    def __attrs_post_init__(self) -> None:
+        self.timeline.signal = self.signal
+        self.timeline.lags = dict(self.provider_lags)
 
     @property
     def start_wall(self) -> float:
@@ -182,9 +189,19 @@ class Engine:
                 year=key[4],
                 energy_share=(v[0] / priced_kwh) if priced_kwh else 0.0,
                 mean_g_per_kwh=v[1] / v[0] if v[0] else 0.0,
+                signal=key[5],
+                max_age_s=round(v[2], 3),
             )
             for key, v in sorted(uses.items(), key=lambda kv: -kv[1][0])
         ]
+        shares = signal_shares(used)
+        other = sum(v for k, v in shares.items() if k != self.signal)
+        if other > 0:
+            took = ", ".join(sorted({u.signal for u in used if u.signal != self.signal}))
+            self.warn(
+                f"the run asked for the {self.signal} signal, but {other:.0%} of its energy was priced with "
+                f"{took} values (no {self.signal} value was available for that time; see the fallbacks)"
+            )
         components: dict[str, ComponentReport] = {}
         for comp in acc.component_j:
             states = [s for s in acc.sources if s.component == comp]
@@ -216,7 +233,8 @@ class Engine:
             intensity_g_per_kwh=grams / priced_kwh if priced_kwh else 0.0,
             location=self.location,
             intensity=IntensityProvenance(
-                zone=self.location, provider=self.provider, used=used, fallbacks=self.fallbacks
+                zone=self.location, provider=self.provider, used=used, fallbacks=self.fallbacks,
+                signal=self.signal, signal_shares=shares,
             ),
             components=components,
             epochs=[

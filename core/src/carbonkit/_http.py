@@ -24,6 +24,9 @@ def default_http_client(transport: httpx.BaseTransport | None = None) -> httpx.C
     """
     import httpx
 
+    from ._redact import install_log_filter
+
+    install_log_filter()
     return httpx.Client(
         timeout=httpx.Timeout(**TIMEOUT_S),
         headers={"User-Agent": user_agent()},

@@ -31,7 +31,9 @@ __all__ = ["main"]
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+    from ._redact import redact_strings
+
+    sys.stdout.write(json.dumps(redact_strings(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -59,6 +61,7 @@ def plugins_data() -> dict[str, Any]:
         collect_reporters,
         list_plugins,
         make_plugin_manager,
+        provider_signal,
     )
 
     pm = make_plugin_manager()
@@ -113,6 +116,7 @@ def plugins_data() -> dict[str, Any]:
             lambda p: {
                 "name": p.name,
                 "priority": p.priority,
+                "signal": provider_signal(p),
                 "zones": sorted(p.zones) if len(p.zones) <= 20 else [f"{len(p.zones)} zones"],
             },
         )
@@ -122,7 +126,10 @@ def plugins_data() -> dict[str, Any]:
         {"name": s.name, "distribution": s.distribution, "reason": s.reason}
         for s in getattr(pm, "carbonkit_skipped", [])
     ]
-    return {"carbonkit_version": __version__, "plugins": list(rows.values()), "skipped": skipped}
+    from ._redact import redact_strings
+
+    data = {"carbonkit_version": __version__, "plugins": list(rows.values()), "skipped": skipped}
+    return redact_strings(data)  # type: ignore[no-any-return]
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -140,7 +147,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                 f"{len(s['devices'])} device(s): {', '.join(s['devices'])}\n"
             )
         for i in p["intensity_providers"]:
-            out.write(f"  intensity provider {i['name']} (priority {i['priority']}): zones {', '.join(i['zones'])}\n")
+            out.write(f"  intensity provider {i['name']} (priority {i['priority']}, {i['signal']} signal): "
+                      f"zones {', '.join(i['zones'])}\n")
         for r in p["predictors"]:
             out.write(f"  predictor {r['name']}\n")
         for r in p["reporters"]:
@@ -403,7 +411,9 @@ def _stdout_at_line_start() -> bool:
 
 def _print_report_line(data: dict[str, Any]) -> None:
     """Write the report as the last line of standard output, on a line of its own."""
-    text = json.dumps(data, allow_nan=False) + "\n"
+    from ._redact import redact_strings
+
+    text = json.dumps(redact_strings(data), allow_nan=False) + "\n"
     if not _stdout_at_line_start():
         text = "\n" + text
     try:
@@ -456,9 +466,13 @@ def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRe
         from .scheduling import NoForecastError, plan_start_within, wait_for_best_start
 
         try:
-            plan = plan_start_within(args.start_within, args.expected_duration, args.location)
+            plan = plan_start_within(
+                args.start_within, args.expected_duration, args.location, signal=getattr(args, "signal", None)
+            )
         except NoForecastError as exc:
-            sys.stderr.write(f"carbonkit: {exc}; starting now\n")
+            from ._redact import redact_text
+
+            sys.stderr.write(f"carbonkit: {redact_text(str(exc))}; starting now\n")
         else:
             sys.stderr.write(
                 f"carbonkit: starting at {plan.start.isoformat()} in {plan.zone} "
@@ -479,6 +493,7 @@ def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRe
         log_dir=args.log_dir,
         quiet=True if args.quiet else None,
         tags=_tags(args.tag) or None,
+        signal=getattr(args, "signal", None),
     )
     relay.reassert()
     status = _cancelled(relay, "before the command started")
@@ -522,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="measure a command: carbonkit run [options] -- CMD ARGS...",
         usage=(
-            "carbonkit run [--location Z] [--pue X] [--interval S] [--log-dir D] [--tag K=V] [--json] "
+            "carbonkit run [--location Z] [--signal S] [--pue X] [--interval S] [--log-dir D] [--tag K=V] [--json] "
             "[--start-within DURATION [--expected-duration DURATION]] -- CMD ARGS..."
         ),
     )
@@ -533,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="label the run (repeatable)")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object, last on stdout")
     r.add_argument("--quiet", action="store_true", help="no console report")
+    r.add_argument(
+        "--signal", choices=("average", "marginal"), type=str.lower,
+        help="price the run with the average (default, or CARBONKIT_SIGNAL) or the marginal signal",
+    )
     r.add_argument(
         "--start-within",
         metavar="DURATION",
@@ -548,9 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     # Further commands live next to what they drive; each module adds its own subparsers.
-    from . import _cli_intensity, _cli_report, _cli_schedule
+    from . import _cli_intensity, _cli_report, _cli_schedule, _cli_zones
 
-    for module in (_cli_intensity, _cli_report, _cli_schedule):
+    for module in (_cli_intensity, _cli_report, _cli_schedule, _cli_zones):
         module.register(sub)
     return parser
 

@@ -19,6 +19,8 @@ blank string counts as unset):
 ``CARBONKIT_ATTRIBUTION``         ``machine`` (default) or ``process`` (any case)
 ``CARBONKIT_POSTCODE``            postcode or outward code for regional intensity (GB)
 ``CARBONKIT_INTENSITY_PROVIDER``  name of the intensity provider to use
+``CARBONKIT_SIGNAL``              ``average`` (default) or ``marginal``: the intensity signal
+                                  the run is priced with (any case)
 ``CARBONKIT_QUIET``               ``1``/``true``/``yes``/``on`` silences the console reporter;
                                   ``0``/``false``/``no``/``off`` does not
 ``CARBONKIT_EMBODIED``            embodied emissions per component, a JSON object or
@@ -147,6 +149,7 @@ VARIABLES: Mapping[str, str] = {
     "CARBONKIT_INTENSITY_PROVIDER": "intensity_provider",
     "CARBONKIT_QUIET": "quiet",
     "CARBONKIT_EMBODIED": "embodied",
+    "CARBONKIT_SIGNAL": "signal",
 }
 
 #: Every ``CARBONKIT_*`` variable known to be read, by whom. Names here never draw a warning.
@@ -247,6 +250,10 @@ _LOCATION = (
 )
 _POSTCODE_TEXT = "postcode must be a postcode or outward code such as 'RG10' or 'RG10 9XX' (letters, digits, spaces)"
 _ATTRIBUTION = "attribution must be 'machine' or 'process'"
+_SIGNAL = (
+    "signal must be 'average' (the emissions of all generation in the zone, the default) or 'marginal' "
+    "(the emissions of the generation that responds to a change in demand)"
+)
 _QUIET = "quiet must be True or False"
 _TAGS = "tags must map strings to strings, e.g. {'job': 'resnet50', 'team': 'vision'}"
 _OPTIONS = "options must be a mapping with string keys, e.g. {'rapl.root': '/sys/class/powercap'}"
@@ -373,6 +380,14 @@ def _rule_attribution(value: object) -> str:
     return str(value)
 
 
+def _rule_signal(value: object) -> str:
+    from .records import SIGNALS
+
+    if not isinstance(value, str) or value.strip().lower() not in SIGNALS:
+        raise _Rejected("not accepted", _SIGNAL)
+    return value.strip().lower()
+
+
 def _rule_quiet(value: object) -> bool:
     if not isinstance(value, bool):
         raise _Rejected("not a bool", _QUIET)
@@ -452,6 +467,7 @@ _RULES: Mapping[str, Callable[[object], Any]] = {
     "predictor": _rule_predictor,
     "quiet": _rule_quiet,
     "attribution": _rule_attribution,
+    "signal": _rule_signal,
     "postcode": _rule_postcode,
     "pid": _rule_pid,
     "tags": _rule_tags,
@@ -527,6 +543,10 @@ def _c_attribution(value: object) -> str:
     return _argument("attribution", value)  # type: ignore[no-any-return]
 
 
+def _c_signal(value: object) -> str:
+    return _argument("signal", value)  # type: ignore[no-any-return]
+
+
 def _c_postcode(value: object) -> str | None:
     return _argument("postcode", value)  # type: ignore[no-any-return]
 
@@ -600,6 +620,9 @@ class Config:
     :param quiet: Silence the console reporter.
     :param attribution: ``"machine"`` (whole machine) or ``"process"`` (the tracked process
         tree's share).
+    :param signal: Which intensity signal prices the run: ``"average"`` (the default) or
+        ``"marginal"``. Providers of that signal are tried first; when none answers, the run
+        falls back to average values and the report says which share each signal priced.
     :param postcode: Outward postcode, for regional providers that use one.
     :param pid: Root of the tracked process tree.
     :param tags: Free labels recorded in the run log and report.
@@ -627,6 +650,7 @@ class Config:
     predictor: str = field(default="linear", converter=_c_predictor)
     quiet: bool = field(default=False, converter=_c_quiet)
     attribution: str = field(default="machine", converter=_c_attribution)
+    signal: str = field(default="average", converter=_c_signal)
     postcode: str | None = field(default=None, converter=_c_postcode)
     pid: int = field(factory=os.getpid, converter=_c_pid)
     tags: Mapping[str, str] = field(factory=dict, converter=_c_tags)
@@ -701,7 +725,7 @@ def _variable(var: str, name: str, raw: str) -> Any:
     try:
         if name in ("pue", "interval_s"):
             value: object = _parse_float(text, _PUE if name == "pue" else _INTERVAL)
-        elif name == "attribution":
+        elif name in ("attribution", "signal"):
             value = text.lower()
         elif name == "quiet":
             value = _truthy(text)

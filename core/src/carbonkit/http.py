@@ -96,9 +96,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from attrs import define, field, frozen
 
-from . import _httpx_logs
 from ._http import TIMEOUT_S, default_http_client, user_agent
-from ._redact import REDACTED, is_secret_name, redact_text
+from ._redact import REDACTED, install_log_filter, is_secret_name, redact_text, register_secret
 from .errors import ConfigError, IntensityUnavailable
 
 if TYPE_CHECKING:
@@ -119,11 +118,12 @@ __all__ = [
     "get_bytes",
     "get_json",
     "overall_deadline",
+    "register_secret",
     "user_agent",
 ]
 
 _logger = logging.getLogger("carbonkit.http")
-_httpx_logs.install()  # httpx logs request URLs, query included, at INFO
+install_log_filter()  # httpx logs each request's URL, query included: no token may reach a log
 
 MIB = 1 << 20
 #: Largest body (after decompression) a call accepts unless the provider sets ``max_bytes``.

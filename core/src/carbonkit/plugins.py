@@ -34,7 +34,7 @@ from . import hookspecs
 from ._guard import Outcome, Worker, describe_failure
 from .errors import PluginContractError, PluginLoadError
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
-from .records import METHODS, Unavailable, tuple_of
+from .records import METHODS, SIGNALS, Unavailable, tuple_of
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +55,9 @@ __all__ = [
     "collect_reporters",
     "list_plugins",
     "make_plugin_manager",
+    "ordered_providers",
+    "provider_order_key",
+    "provider_signal",
     "resolve_location",
 ]
 
@@ -126,6 +129,9 @@ def _worker(pm: pluggy.PluginManager) -> Worker:
 
 def drop_plugin(pm: pluggy.PluginManager, name: str, reason: str, *, log: bool = True) -> None:
     """Unregister and block plugin ``name`` for the rest of ``pm``'s life, recording why."""
+    from ._redact import redact_text
+
+    reason = redact_text(reason)
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin, name=name)
@@ -423,6 +429,13 @@ def _provider_problem(provider: Any, hook: str) -> str | None:
         return f"returned {provider!r} from {hook} with zones={zones!r} (expected a set of zone codes)"
     if isinstance(priority, bool) or not isinstance(priority, int):
         return f"returned {provider!r} from {hook} with priority={priority!r} (expected a whole number)"
+    signal = getattr(provider, "signal", None)
+    if signal is not None and signal not in SIGNALS:
+        return f"returned {provider!r} from {hook} with signal={signal!r} (expected 'average' or 'marginal')"
+    lag = getattr(provider, "max_lag_s", None)
+    if lag is not None and (isinstance(lag, bool) or not isinstance(lag, (int, float)) or not math.isfinite(lag)
+                            or lag < 0):
+        return f"returned {provider!r} from {hook} with max_lag_s={lag!r} (expected a number of seconds >= 0)"
     return None
 
 
@@ -446,7 +459,9 @@ def resolve_location(pm: pluggy.PluginManager, config: Config, http_client: http
         if len(impls) == 1:
             drop_plugin(pm, impls[0], reason)
         else:
-            _logger.warning("carbonkit: resolve_location (plugins %s) %s", ", ".join(impls), reason)
+            from ._redact import redact_text
+
+            _logger.warning("carbonkit: resolve_location (plugins %s) %s", ", ".join(impls), redact_text(reason))
         return None
     zone = outcome.value
     return zone if isinstance(zone, str) and zone.strip() else None
@@ -468,30 +483,50 @@ def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     return sorted(infos, key=lambda i: (not i.builtin, i.name))
 
 
-def ordered_providers(
-    providers: Sequence[IntensityProvider], zone: str, named: str | None
-) -> list[IntensityProvider]:
-    """Return the providers to try for ``zone``, best first.
+def provider_signal(provider: Any) -> str:
+    """The signal of a provider's samples: its ``signal`` attribute, ``"average"`` when absent."""
+    value = getattr(provider, "signal", None)
+    return value if isinstance(value, str) and value in SIGNALS else "average"
 
-    The provider named in config comes first (it must exist), then every provider covering the
-    zone by priority. Two providers of the same, highest priority are a configuration error.
+
+def provider_order_key(provider: Any) -> tuple[int, bool, str]:
+    """How providers of one signal are ranked for a zone: the highest ``priority`` first; on a tie,
+    a provider that names the zone before one covering every zone (``"*"``); then by ``name``, in
+    alphabetical order, so that the order never depends on how the plugins were discovered."""
+    return (-int(provider.priority), "*" in provider.zones, str(provider.name))
+
+
+def ordered_providers(
+    providers: Sequence[IntensityProvider], zone: str, named: str | None, signal: str = "average"
+) -> list[IntensityProvider]:
+    """Return the providers to try for ``zone``, best first (``docs/plugins.md``, "Provider order").
+
+    1. The provider named in config (``intensity_provider=``, ``CARBONKIT_INTENSITY_PROVIDER``),
+       when given: it must be installed and give the ``signal`` asked for.
+    2. Every provider of ``signal`` covering the zone (it names it, or covers ``"*"``), ranked by
+       :func:`provider_order_key`: priority, then a named zone before ``"*"``, then name.
+    3. For a ``"marginal"`` run only: the ``"average"`` providers covering the zone, in the same
+       order, as fallbacks (the run records the fallback and the share each signal priced). An
+       average run never takes marginal values.
+
+    :raises ConfigError: when ``named`` is not installed, or gives the other signal.
     """
     from .errors import ConfigError
 
-    covering = [p for p in providers if zone in p.zones or "*" in p.zones]
-    covering.sort(key=lambda p: (-int(p.priority), "*" in p.zones))
+    covering = sorted((p for p in providers if zone in p.zones or "*" in p.zones), key=provider_order_key)
+    chain = [p for p in covering if provider_signal(p) == signal]
+    if signal != "average":
+        chain += [p for p in covering if provider_signal(p) == "average"]
     if named is not None:
         chosen = [p for p in providers if p.name == named or p.name.split(":", 1)[0] == named]
         if not chosen:
             names = ", ".join(sorted(p.name for p in providers)) or "none"
             raise ConfigError(f"intensity provider {named!r} is not installed; available: {names}")
-        return chosen[:1] + [p for p in covering if p is not chosen[0]]
-    if len(covering) >= 2:
-        a, b = covering[0], covering[1]
-        if a.priority == b.priority and ("*" in a.zones) == ("*" in b.zones):
+        if provider_signal(chosen[0]) != signal:
             raise ConfigError(
-                f"intensity providers {a.name!r} and {b.name!r} both cover zone {zone!r} with "
-                f"priority {a.priority}; choose one with intensity_provider= or "
-                "CARBONKIT_INTENSITY_PROVIDER, or disable a plugin with CARBONKIT_DISABLE_PLUGINS"
+                f"intensity provider {chosen[0].name!r} gives the {provider_signal(chosen[0])} signal, but the run "
+                f"asks for the {signal} signal; set signal={provider_signal(chosen[0])!r} (CARBONKIT_SIGNAL) "
+                "or choose another provider"
             )
-    return covering
+        return chosen[:1] + [p for p in chain if p is not chosen[0]]
+    return chain

@@ -91,18 +91,32 @@ class IntensityProvider(Protocol):
 
     - ``name``: unique, ``"<plugin>:<id>"`` or the plugin name.
     - ``zones``: the zone codes it covers (``"DK-DK1"``, ``"GB"``); ``"*"`` means any zone.
-    - ``priority``: the core picks the highest priority covering the zone (live APIs about 100,
-      static tables about 10, the built-in world constant 0).
+    - ``priority``: the core tries the providers covering the zone by priority, highest first
+      (free regional live APIs 100, account-based global services 90, static tables 10, the
+      built-in world constant 0); on a tie, one naming the zone before one covering ``"*"``,
+      then by name (:func:`carbonkit.plugins.ordered_providers`, ``docs/hooks.md``).
 
-    Optional: ``offline`` (bool): True when :meth:`current` answers from local data, at once and
-    without the network (a static table); the tracker asks the first such provider for the
-    zone's value at construction, so a run is priced from its first second. ``known_zones()``:
-    every zone code the provider has data for (a catalogue); when any provider has one, a
-    location no provider knows is a :class:`~carbonkit.errors.ConfigError` naming the closest
-    codes. ``signal`` (str): ``"average"`` (the default when absent) or ``"marginal"``, the
-    signal of every sample it returns. ``max_lag_s`` (float): how late the service publishes
-    live data; a live value is used for the periods after it for up to this long, with its age
-    recorded, until a newer one arrives.
+    Optional attributes, read with ``getattr`` and a default (``docs/plugins.md`` has the table):
+
+    - ``offline`` (bool, default False): :meth:`current` answers from local data, at once and
+      without the network (a static table); the tracker asks the first such provider for the
+      zone's value at construction, so a run is priced from its first second.
+    - ``known_zones()``: every zone code the provider has data for (a catalogue); when any
+      provider has one, a location no provider knows is a
+      :class:`~carbonkit.errors.ConfigError` naming the closest codes.
+    - ``zone_names()``: a mapping of zone code to human name, for ``carbonkit zones``.
+    - ``signal`` (str, default ``"average"``): ``"average"`` or ``"marginal"``, the signal of
+      every sample it returns. A marginal provider prices only runs asking for that signal.
+    - ``max_lag_s`` (float, default none): how late the service publishes live data; a live
+      value prices the periods after its own for up to this long past its end, with its age
+      recorded, until a newer one arrives (without it: one hour from its start).
+    - ``capabilities`` (frozenset of ``"live"``, ``"forecast"``, ``"history"``; default
+      ``{"live", "forecast"}``, or ``{"average"}`` when ``offline``): what it can give.
+    - ``history(zone, start, end)``: past values (kind ``"live"``) covering ``[start, end)``
+      UTC, for re-pricing past runs.
+
+    A provider that cannot work without a key is not returned: the hook returns
+    ``Unavailable(plugin=..., reason="no CARBONKIT_X_TOKEN set", hint="how to get one: URL")``.
 
     Both methods run on the tracker's intensity thread, never on the training thread, under a
     deadline of 30 s each. They should raise :class:`~carbonkit.errors.IntensityUnavailable` (or

@@ -234,7 +234,13 @@ class Fallback(_Record):
 
 @frozen(kw_only=True)
 class IntensityUse(_Record):
-    """One intensity source used during a run, with the share of the run's energy it priced."""
+    """One intensity source used during a run, with the share of the run's energy it priced.
+
+    ``signal`` is the signal of its values (``"average"`` or ``"marginal"``). ``max_age_s`` is
+    the longest a value of this source was used past the end of the period it covers (a live
+    value published late, held until a newer one arrived): 0 when every interval it priced lay
+    inside its value's period (yearly averages are never "old").
+    """
 
     provider: str
     source: str
@@ -243,25 +249,46 @@ class IntensityUse(_Record):
     year: int | None = None
     energy_share: float = 0.0
     mean_g_per_kwh: float = 0.0
+    signal: str = field(default="average", validator=_one_of(SIGNALS))
+    max_age_s: float = 0.0
 
 
 @frozen(kw_only=True)
 class IntensityProvenance(_Record):
-    """Where a run's carbon intensity came from."""
+    """Where a run's carbon intensity came from.
+
+    ``signal`` is the signal the run asked for (``Tracker(signal=...)``, ``CARBONKIT_SIGNAL``);
+    ``signal_shares`` the share of the priced energy each signal actually priced (a marginal
+    run that fell back to average values shows ``{"marginal": 0.8, "average": 0.2}``).
+    """
 
     zone: str
     provider: str
     used: tuple[IntensityUse, ...] = field(converter=tuple_of, default=())
     fallbacks: tuple[Fallback, ...] = field(converter=tuple_of, default=())
+    signal: str = field(default="average", validator=_one_of(SIGNALS))
+    signal_shares: Mapping[str, float] = field(converter=dict_of, factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IntensityProvenance:
+        used = [IntensityUse.from_dict(u) for u in data.get("used", ())]
+        shares = data.get("signal_shares")
         return cls(
             zone=data["zone"],
             provider=data["provider"],
-            used=[IntensityUse.from_dict(u) for u in data.get("used", ())],
+            used=used,
             fallbacks=[Fallback.from_dict(f) for f in data.get("fallbacks", ())],
+            signal=data.get("signal", "average"),
+            signal_shares=shares if isinstance(shares, Mapping) else signal_shares(used),
         )
+
+
+def signal_shares(used: Iterable[IntensityUse]) -> dict[str, float]:
+    """The share of the priced energy each signal priced, from a run's :class:`IntensityUse` list."""
+    shares: dict[str, float] = {}
+    for u in used:
+        shares[u.signal] = shares.get(u.signal, 0.0) + u.energy_share
+    return shares
 
 
 @frozen(kw_only=True)

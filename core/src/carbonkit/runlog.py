@@ -24,10 +24,12 @@ from typing import IO, Any, NamedTuple
 
 from ._accounting import Accountant
 from ._engine import Engine
+from ._redact import redact_strings
 from ._text import printable
 from .errors import RunLogError
 from .protocols import ReporterBase, RunStart
 from .records import (
+    SIGNALS,
     DroppedSource,
     EpochRecord,
     Fallback,
@@ -54,6 +56,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _logger = logging.getLogger(__name__)
+
+#: Record types that hold only numbers and source names: written without the redaction pass.
+_NUMBERS_ONLY = frozenset({"sample", "shares", "epoch"})
 
 
 def _finite(value: Any) -> Any:
@@ -123,6 +128,8 @@ class RunLogWriter(ReporterBase):
         if now - self._checked >= CHECK_EVERY_S:
             self._checked = now
             self._check_still_there()
+        if record.get("type") not in _NUMBERS_ONLY:  # text from plugins and providers: no secrets
+            record = redact_strings(record)
         try:
             self._file.write(_dumps(record) + "\n")
             self._file.flush()
@@ -702,8 +709,11 @@ def _report_problem(report: Report) -> str | None:
         for u in report.intensity.used:
             _number(u.energy_share, "intensity.used.energy_share")
             _number(u.mean_g_per_kwh, "intensity.used.mean_g_per_kwh")
+            _number(u.max_age_s, "intensity.used.max_age_s")
             if not all(isinstance(x, str) for x in (u.provider, u.source, u.kind, u.zone)):
                 raise _Bad("intensity.used has a provider, source, kind or zone that is not text")
+        for k, v in report.intensity.signal_shares.items():
+            _number(v, f"intensity.signal_shares[{_show(k)}]")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in report.tags.items()):
             raise _Bad("tags must map text to text")
         if not all(isinstance(w, str) for w in report.warnings):
@@ -939,6 +949,25 @@ def load_run(path: str | os.PathLike[str]) -> Report:
 _FIRST_PASS = (b'"epoch"', b'"pause"', b'"report"')
 
 
+def _header_signal(header: Mapping[str, Any]) -> str:
+    """The signal a run asked for (logs written before signals existed: ``"average"``)."""
+    signal = header.get("signal")
+    return signal if signal in SIGNALS else "average"
+
+
+def _header_lags(header: Mapping[str, Any]) -> dict[str, float]:
+    """Each provider's declared publication lag, from the header's ``provider_details``."""
+    lags: dict[str, float] = {}
+    details = header.get("provider_details")
+    for d in details if isinstance(details, list) else ():
+        if not isinstance(d, Mapping) or not isinstance(d.get("name"), str):
+            continue
+        lag = d.get("max_lag_s")
+        if isinstance(lag, (int, float)) and not isinstance(lag, bool) and math.isfinite(lag) and lag >= 0:
+            lags[d["name"]] = float(lag)
+    return lags
+
+
 def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Report:
     from . import __version__
 
@@ -954,6 +983,8 @@ def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Repor
         dropped=[DroppedSource.from_dict(d) for d in header["dropped"]],
         attribution=header["attribution"],
         source_info={s["name"]: s["info"] for s in sources},
+        signal=_header_signal(header),
+        provider_lags=_header_lags(header),
     )
     # First pass: epoch marks and pauses, so that each sample resolves the epochs it covers.
     # Only lines that can hold those records are parsed; a report found here is the answer.

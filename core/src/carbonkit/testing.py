@@ -88,6 +88,8 @@ class FakeIntensity:
     :param g_per_kwh: A number, or a callable ``(datetime) -> float``.
     :param fail: An exception to raise from ``current`` (and ``forecast``).
     :param forecast_step_s: Spacing of forecast samples (0: no forecast).
+    :param signal: ``"average"`` or ``"marginal"``: the provider's ``signal`` and its samples'.
+    :param max_lag_s: The provider's declared publication lag (None: not declared).
     """
 
     g_per_kwh: float | Callable[[datetime], float] = 100.0
@@ -100,6 +102,8 @@ class FakeIntensity:
     forecast_step_s: float = 0.0
     forecast_horizon_s: float = 3600.0
     history: list[tuple[str, str]] = field(factory=list)
+    signal: str = "average"
+    max_lag_s: float | None = None
 
     def _value(self, when: datetime) -> float:
         return float(self.g_per_kwh(when) if callable(self.g_per_kwh) else self.g_per_kwh)
@@ -111,7 +115,7 @@ class FakeIntensity:
         now = datetime.now(timezone.utc)
         return IntensitySample(
             time=now, g_per_kwh=self._value(now), zone=zone, source=f"{self.name} (test)",
-            kind=self.kind, period_s=self.period_s,
+            kind=self.kind, period_s=self.period_s, signal=self.signal,
         )
 
     def forecast(self, zone: str, start: datetime, end: datetime) -> Sequence[IntensitySample]:
@@ -128,7 +132,7 @@ class FakeIntensity:
             out.append(
                 IntensitySample(
                     time=when, g_per_kwh=self._value(when), zone=zone, source=f"{self.name} forecast (test)",
-                    kind="forecast", period_s=self.forecast_step_s,
+                    kind="forecast", period_s=self.forecast_step_s, signal=self.signal,
                 )
             )
             t += self.forecast_step_s

@@ -38,7 +38,7 @@ from ._dispatch import Channel
 from ._engine import Engine
 from ._guard import Outcome, Worker, describe_failure
 from ._readings import check_counter, check_values
-from ._redact import redact_mapping, redact_text
+from ._redact import install_log_filter, redact_mapping, redact_text
 from .config import Config
 from .errors import ConfigError, IntensityUnavailable
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter, RunStart
@@ -87,8 +87,9 @@ class Tracker:
     :param interval_s: Seconds between samples (default 1.0, or ``CARBONKIT_INTERVAL``).
     :param log_dir: Folder for the JSON Lines run log. None: ``CARBONKIT_LOG_DIR``, else none.
     :param sources: Power sources to use instead of the plugins' (an empty list means none).
-    :param provider: Intensity provider, or a list tried in order, instead of the plugins'.
-        The built-in world average is always the last fallback.
+    :param provider: Intensity provider, or a list tried in order, instead of the plugins'
+        (those of the run's ``signal`` first; a marginal one in an average run is a
+        :class:`ConfigError`). The built-in world average is always the last fallback.
     :param predictor: Predictor instead of the plugins' ``linear``.
     :param reporters: Reporters instead of the plugins' (an empty list means none).
     :param quiet: No console output at all (warnings still reach the report, the run log and
@@ -98,6 +99,10 @@ class Tracker:
     :param postcode: Outward postcode for regional providers (Great Britain).
     :param tags: Labels recorded in the run log and the report.
     :param intensity_provider: Name of the provider to use among the plugins'.
+    :param signal: ``"average"`` (default, or ``CARBONKIT_SIGNAL``) or ``"marginal"``: the intensity
+        signal the run is priced with. Providers of that signal are tried first; when none answers,
+        average values price the run, recorded as a fallback, and the report's
+        ``intensity.signal_shares`` says which share of the energy each signal priced.
     :param intensity_refresh_s: Seconds between intensity fetches (default 900).
     :param intensity_resolution_s: Length of the intervals CO2eq is accounted in (default 60).
     :param functional_unit: What the run produces (``"sample"``, ``"token"``...): the report then
@@ -131,6 +136,7 @@ class Tracker:
         postcode: str | None = None,
         tags: Mapping[str, str] | None = None,
         intensity_provider: str | None = None,
+        signal: str | None = None,
         intensity_refresh_s: float | None = None,
         intensity_resolution_s: float | None = None,
         functional_unit: str | None = None,
@@ -162,6 +168,7 @@ class Tracker:
             postcode=postcode,
             tags=tags,
             intensity_provider=intensity_provider,
+            signal=signal,
             intensity_refresh_s=intensity_refresh_s,
             intensity_resolution_s=intensity_resolution_s,
             functional_unit=functional_unit,
@@ -181,6 +188,7 @@ class Tracker:
 
             self._embodied = embodied_from_config(config.embodied)
         early_warnings = _check_environment()
+        install_log_filter()  # a provider's request URL (with its key) logged by httpx is redacted
         self._units = 0.0
         self._final_units: float | None = None
         self._own_client = http_client is None
@@ -259,9 +267,12 @@ class Tracker:
             dropped=comp.dropped,
             attribution=config.attribution,
             source_info={m["name"]: m["info"] for m in meta},
+            signal=config.signal,
+            provider_lags=_provider_lags(comp.providers),
         )
         if comp.seed is not None:
             self._engine.add_intensity(*comp.seed)
+        self._engine.fallbacks.extend(comp.fallbacks)
         first = self._read(0.0)
         from .runlog import RunLogWriter
 
@@ -282,6 +293,9 @@ class Tracker:
             tags=dict(config.tags),
         )
         self._emit("on_start", self._run_start)
+        for fallback in comp.fallbacks:
+            self._emit("on_fallback", fallback)
+            comp.warnings.append(f"{fallback.reason}; the run is priced with {fallback.used}")
         if comp.seed is not None:
             self._emit("on_intensity", comp.seed[0])
             self._emit("on_provider_sample", *comp.seed)
@@ -533,6 +547,8 @@ class Tracker:
             "dropped": [d.to_dict() for d in comp.dropped],
             "unavailable": [n.to_dict() for n in comp.notes],
             "providers": [p.name for p in self.providers],
+            "signal": self.config.signal,
+            "provider_details": [_provider_detail(p) for p in self.providers],
         }
 
     def _emit(self, event: str, *args: Any) -> None:
@@ -795,12 +811,16 @@ class Tracker:
             self._inbox.append((kind, payload))
 
     def _fetch_intensity(self, zone: str, worker: Worker) -> None:
+        from .plugins import provider_signal
+
         now = datetime.now(timezone.utc)
         chain = [p for p in self.providers if p.name not in self._dead_providers]
         for i, provider in enumerate(chain):
             if self._intensity_stop.is_set():
                 return
             nxt = chain[i + 1].name if i + 1 < len(chain) else "nothing"
+            if i + 1 < len(chain) and provider_signal(chain[i + 1]) != self.config.signal:
+                nxt += f" ({provider_signal(chain[i + 1])} signal: no {self.config.signal} provider answered)"
             outcome = worker.call(provider.current, zone, deadline_s=PROVIDER_DEADLINE_S)
             sample = outcome.value if outcome.ok else None
             if not outcome.ok or not isinstance(sample, IntensitySample):
@@ -815,12 +835,13 @@ class Tracker:
                     reason = f"current() returned {sample!r}, not an IntensitySample"
                 self._post("fallback", Fallback(provider=provider.name, reason=redact_text(reason), time=now, used=nxt))
                 continue
+            sample = _scrubbed(sample)
             self._post("sample", (sample, provider.name))
             self._latest_current = sample
             outcome = worker.call(provider.forecast, zone, now, now + FORECAST_HORIZON, deadline_s=PROVIDER_DEADLINE_S)
             if outcome.ok:
                 try:
-                    forecast = [f for f in outcome.value or () if isinstance(f, IntensitySample)]
+                    forecast = [_scrubbed(f) for f in outcome.value or () if isinstance(f, IntensitySample)]
                 except TypeError:
                     forecast = []
                 for f in forecast:
@@ -830,6 +851,37 @@ class Tracker:
                 why = describe_failure(outcome, PROVIDER_DEADLINE_S) if outcome.timed_out else _reason(outcome.error)
                 self._post("warning", f"no forecast from {provider.name} for {zone}: {redact_text(why)}")
             return
+
+
+def _scrubbed(sample: IntensitySample) -> IntensitySample:
+    """The sample with no secret in its text (a provider may put a URL with its key in ``source``)."""
+    source = redact_text(sample.source)
+    factors = redact_text(sample.factors) if sample.factors else sample.factors
+    if source == sample.source and factors == sample.factors:
+        return sample
+    return attrs.evolve(sample, source=source, factors=factors)
+
+
+def _provider_lags(providers: Sequence[Any]) -> dict[str, float]:
+    """Each provider's declared publication lag (``max_lag_s``), for those that declare one."""
+    lags = {}
+    for p in providers:
+        lag = getattr(p, "max_lag_s", None)
+        if isinstance(lag, (int, float)) and not isinstance(lag, bool) and math.isfinite(lag) and lag >= 0:
+            lags[p.name] = float(lag)
+    return lags
+
+
+def _provider_detail(provider: Any) -> dict[str, Any]:
+    """What the run log records of a provider in the chain: enough to redo the accounting."""
+    from .plugins import provider_signal
+
+    return {
+        "name": provider.name,
+        "priority": provider.priority,
+        "signal": provider_signal(provider),
+        "max_lag_s": _provider_lags([provider]).get(provider.name),
+    }
 
 
 def _check_environment() -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from .._redact import redact_text
 from .._text import printable
 from ..hookspecs import hookimpl
 from ..protocols import ReporterBase
@@ -113,10 +114,15 @@ def describe_report(r: Report, warnings: bool = True) -> list[str]:
     lines.append(f"  CO2eq:  {fmt_g(r.co2eq_g)} at {r.intensity_g_per_kwh:.1f} gCO2eq/kWh in {r.location}{tag}")
     for use in r.intensity.used:
         year = f", {use.year}" if use.year else ""
+        age = f"; values up to {fmt_duration(use.max_age_s)} old" if use.max_age_s >= 60 else ""
         lines.append(
-            f"    intensity: {use.kind}{year}, {use.source} via {use.provider} "
-            f"({use.energy_share:.0%} of the energy)"
+            f"    intensity: {use.kind}{year}, {use.signal} signal, {use.source} via {use.provider} "
+            f"({use.energy_share:.0%} of the energy{age})"
         )
+    shares = r.intensity.signal_shares
+    if r.intensity.signal != "average" or any(k != "average" for k in shares):
+        parts = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+        lines.append(f"    signal: {r.intensity.signal} asked; energy priced by signal: {parts or 'none'}")
     for fb in r.intensity.fallbacks:
         lines.append(f"    fallback: {fb.provider} failed ({fb.reason}); used {fb.used or 'the next provider'}")
     lines.append(_car_line(r.co2eq_g, tag))
@@ -141,7 +147,7 @@ class ConsoleReporter(ReporterBase):
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stderr
-        out.write("".join(f"{PREFIX}{printable(line)}\n" for line in lines))
+        out.write("".join(f"{PREFIX}{printable(redact_text(line))}\n" for line in lines))
         out.flush()
 
     def on_start(self, run: RunStart) -> None:

@@ -509,7 +509,7 @@ class Totals(_Record):
 
 
 def _intensity_key(use: Any) -> tuple[Any, ...]:
-    return (use.provider, use.source, use.kind, use.zone, use.year)
+    return (use.provider, use.source, use.kind, use.zone, use.year, getattr(use, "signal", "average"))
 
 
 def totals(runs: Sequence[RunLog], contributions: Sequence[Contribution], car: CarFactor | None = None) -> Totals:
@@ -541,7 +541,7 @@ def totals(runs: Sequence[RunLog], contributions: Sequence[Contribution], car: C
     starts = [r.report.start_time for r in runs]
     ends = [r.report.end_time for r in runs]
     intensity_sources = [
-        {"provider": k[0], "source": k[1], "kind": k[2], "zone": k[3], "year": k[4], "energy_kwh": v}
+        {"provider": k[0], "source": k[1], "kind": k[2], "zone": k[3], "year": k[4], "signal": k[5], "energy_kwh": v}
         for k, v in sorted(sources.items(), key=lambda kv: (-kv[1], str(kv[0])))
     ]
     return Totals(

@@ -434,7 +434,9 @@ def _provenance(run: RunLog) -> str:
             [
                 ("intensity used", False),
                 (f"{u.source} ({u.provider})", False),
-                (f"{u.kind}, zone {u.zone}{year}", False),
+                (f"{u.kind}, {u.signal} signal, zone {u.zone}{year}"
+                 + (f", values up to {u.max_age_s / 60:.0f} min past their period" if u.max_age_s >= 60 else ""),
+                 False),
                 (f"{u.energy_share * 100:.1f}% of the energy at {fmt_sig(u.mean_g_per_kwh)} g/kWh", False),
             ]
         )

@@ -214,6 +214,8 @@ def _intensity(agg: Aggregate, s: _Style) -> str:
         share = src["energy_kwh"] / t.energy_kwh * 100
         year = f", data year {src['year']}" if src.get("year") else ""
         kind = _KIND_WORDS.get(src["kind"], src["kind"])
+        if src.get("signal", "average") != "average":
+            kind = f"{kind}, {src['signal']} signal"
         parts.append(
             f"{s.esc(src['source'])} ({kind} for zone {s.esc(src['zone'])}{year}, through "
             f"{s.esc(src['provider'])}) for {share:.1f}{s.pct} of the energy"

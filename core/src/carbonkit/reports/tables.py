@@ -62,6 +62,10 @@ def _intensity(run: RunLog) -> str:
     for u in used:
         shares[u.kind] = shares.get(u.kind, 0.0) + u.energy_share
     kinds = ", ".join(f"{k} {v * 100:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+    signals = run.report.intensity.signal_shares
+    if run.report.intensity.signal != "average" or any(k != "average" for k in signals):
+        by_signal = ", ".join(f"{k} {v * 100:.0f}%" for k, v in sorted(signals.items(), key=lambda kv: -kv[1]))
+        kinds += f"; signal {by_signal}"
     return f"{run.report.location} ({kinds})"
 
 
@@ -141,7 +145,8 @@ def _footer(agg: Aggregate) -> list[str]:
         for s in t.intensity_sources:
             year = f", {s['year']}" if s.get("year") else ""
             lines.append(
-                f"  {s['provider']}: {s['source']} ({s['kind']}, {s['zone']}{year}): {fmt_sig(s['energy_kwh'])}"
+                f"  {s['provider']}: {s['source']} ({s['kind']}, {s.get('signal', 'average')} signal, "
+                f"{s['zone']}{year}): {fmt_sig(s['energy_kwh'])}"
             )
     if t.incomplete:
         lines.append(

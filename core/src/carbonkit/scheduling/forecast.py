@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import field, frozen
 
-from ..errors import ConfigError, IntensityUnavailable
+from .._redact import redact_text
+from ..errors import ConfigError, IntensityUnavailable, UnknownZoneError
 from ..records import IntensitySample, tuple_of
+from ..zones import closest_zones, known_zones
 from .durations import DurationLike, parse_duration, parse_window
 from .flexible import flexible_start
 from .pause_resume import pause_and_resume
@@ -63,6 +65,7 @@ def forecast_from_providers(
     pm: pluggy.PluginManager | None = None,
     http_client: httpx.Client | None = None,
     config: Config | None = None,
+    signal: str | None = None,
 ) -> ProviderForecast:
     """Ask the providers for ``zone``, best first (as a tracker orders them), for a forecast of
     ``[start, end)``, and return the first one that varies in time.
@@ -74,13 +77,17 @@ def forecast_from_providers(
     :param pm: Plugin manager (default :func:`carbonkit.plugins.make_plugin_manager`).
     :param http_client: HTTP client for the providers (default: one made and closed here).
     :param config: Configuration (default ``Config.from_env(location=zone)``).
+    :param signal: ``"average"`` or ``"marginal"`` (default: the config's, from ``CARBONKIT_SIGNAL``):
+        providers of that signal are asked first; a forecast of the other signal is noted.
     :raises NoForecastError: when no provider has one; the message lists what each said.
+    :raises UnknownZoneError: when no installed provider knows the zone (naming the closest codes).
     """
     from .. import plugins as _plugins
     from .._http import default_http_client
     from ..config import Config
 
-    config = config or Config.from_env(location=zone)
+    config = config or Config.from_env(location=zone, signal=signal)
+    signal = signal or config.signal
     zone_code = (config.location or zone or "").strip().upper()
     if not zone_code:
         raise ConfigError("a zone is needed to ask for a forecast: give --location or set CARBONKIT_LOCATION")
@@ -90,15 +97,27 @@ def forecast_from_providers(
         if providers is None:
             pm = pm or _plugins.make_plugin_manager()
             offers = _plugins.collect_intensity_providers(pm, config, client)  # type: ignore[arg-type]
-            chain = _plugins.ordered_providers(list(offers.objects), zone_code, config.intensity_provider)
+            named = any(zone_code in p.zones for p in offers.objects)  # known without asking the catalogues
+            known = None if named else known_zones(list(offers.objects))
+            if known is not None and zone_code not in known:
+                close = closest_zones(zone_code, known)
+                hint = f"; closest known codes: {', '.join(close)}" if close else ""
+                raise UnknownZoneError(
+                    f"zone {zone_code!r} is not known to any installed intensity provider{hint} "
+                    "(`carbonkit zones QUERY` lists the codes)",
+                    zone=zone_code,
+                )
+            chain = _plugins.ordered_providers(list(offers.objects), zone_code, config.intensity_provider, signal)
         else:
             chain = list(providers)
         notes: list[str] = []
+        if not any(_plugins.provider_signal(p) == signal for p in chain):
+            notes.append(f"no installed intensity provider gives the {signal} signal for {zone_code}")
         for provider in chain:
             try:
                 samples = list(provider.forecast(zone_code, start, end) or ())
             except Exception as exc:  # noqa: BLE001 (any failure of a provider is a note, and the next one is tried)
-                notes.append(f"{provider.name}: {type(exc).__name__}: {exc}")
+                notes.append(redact_text(f"{provider.name}: {type(exc).__name__}: {exc}"))
                 continue
             if not samples:
                 notes.append(f"{provider.name}: no forecast")
@@ -110,6 +129,9 @@ def forecast_from_providers(
             if first.timestamp() > start.timestamp() + BACKFILL_S:
                 notes.append(f"{provider.name}: its forecast starts at {first.isoformat()}, too long after now")
                 continue
+            if samples[0].signal != signal:
+                notes.append(f"the forecast of {provider.name} is of the {samples[0].signal} signal, not the "
+                             f"{signal} signal asked for (no {signal} forecast was available)")
             return ProviderForecast(zone=zone_code, provider=provider.name, samples=samples, notes=notes)
         tried = "; ".join(notes) if notes else "no provider covers the zone"
         raise NoForecastError(
@@ -136,6 +158,7 @@ def plan_from_providers(
     pm: pluggy.PluginManager | None = None,
     http_client: httpx.Client | None = None,
     config: Config | None = None,
+    signal: str | None = None,
 ) -> SchedulePlan:
     """Plan on the providers' forecast for ``[now, now + window + duration)``.
 
@@ -150,14 +173,21 @@ def plan_from_providers(
     _as_time(current, "now")
     got = forecast_from_providers(
         zone, current, current + timedelta(seconds=w + d),
-        providers=providers, pm=pm, http_client=http_client, config=config,
+        providers=providers, pm=pm, http_client=http_client, config=config, signal=signal,
     )
     kwargs: dict[str, Any] = {"step": step, "energy_kwh": energy_kwh}
     if pause_resume:
         plan = pause_and_resume(got.samples, d, w, current, min_run=min_run, **kwargs)
     else:
         plan = flexible_start(got.samples, d, w, current, **kwargs)
-    return attrs.evolve(plan, zone=got.zone, provider=got.provider, warnings=(*plan.warnings, *got.notes))
+    first = got.samples[0]
+    flags = {s.estimated for s in got.samples}
+    estimated = True if True in flags else (False if flags == {False} else None)
+    kinds = sorted({s.kind for s in got.samples}, key=("forecast", "live", "average").index)
+    return attrs.evolve(
+        plan, zone=got.zone, provider=got.provider, warnings=(*plan.warnings, *got.notes),
+        signal=first.signal, kind=kinds[0], source=first.source, factors=first.factors, estimated=estimated,
+    )
 
 
 def plan_start_within(

@@ -60,6 +60,13 @@ class SchedulePlan(_Record):
     :param zone: The zone, when planned from providers.
     :param provider: The provider whose forecast was used, when planned from providers.
     :param warnings: What the plan relies on that the caller should know.
+    :param signal: The signal of the forecast planned on (``"average"`` or ``"marginal"``), when
+        planned from providers.
+    :param kind: The kind of the values planned on (``"forecast"``, or ``"live"`` for the
+        values a provider gave for the first hours), when planned from providers.
+    :param source: Where the forecast came from (the first value's ``source``).
+    :param factors: The emission-factor set of the forecast's values, when the provider says.
+    :param estimated: Whether the service says its values are estimated (True when any is).
     """
 
     algorithm: str
@@ -84,6 +91,11 @@ class SchedulePlan(_Record):
     zone: str | None = None
     provider: str | None = None
     warnings: tuple[str, ...] = field(default=(), converter=tuple_of)
+    signal: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    factors: str | None = None
+    estimated: bool | None = None
 
     @property
     def delay_s(self) -> float:

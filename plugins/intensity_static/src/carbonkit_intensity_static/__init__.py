@@ -93,6 +93,11 @@ class StaticIntensityProvider:
         provider's known zones, naming the closest codes)."""
         return self._table().known_zones()
 
+    def zone_names(self) -> dict[str, str]:
+        """Human names of the zones it knows, for ``carbonkit zones`` (from the shipped data:
+        Electricity Maps zone names, Ember country names)."""
+        return self._table().zone_names()
+
     def current(self, zone: str) -> IntensitySample:
         """Return the yearly average for ``zone``, stamped now (UTC).
 

@@ -136,6 +136,23 @@ class IntensityTable:
         ember = {ALPHA3_TO_ALPHA2[a3] for a3 in self.ember_countries if a3 in ALPHA3_TO_ALPHA2}
         return frozenset(self.em_zones) | frozenset(ember) | {WORLD}
 
+    def zone_names(self) -> dict[str, str]:
+        """Human names of the zone codes with a row of their own: Electricity Maps' zone names
+        (with the country when the name lacks it: ``"CAISO, USA"``), then Ember's country names."""
+        names: dict[str, str] = {}
+        for code, row in self.em_zones.items():
+            name, country = str(row.get("name") or ""), str(row.get("country") or "")
+            if name and country and country.lower() not in name.lower():
+                name = f"{name}, {country}"
+            if name:
+                names[code] = name
+        for a3, row in self.ember_countries.items():
+            a2 = ALPHA3_TO_ALPHA2.get(a3)
+            if a2 is not None and a2 not in names and row.get("name"):
+                names[a2] = str(row["name"])
+        names.setdefault(WORLD, "World")
+        return names
+
     def lookup(self, zone: str) -> ZoneIntensity:
         """Return the yearly average for ``zone`` by the rules in the module docstring.
 
