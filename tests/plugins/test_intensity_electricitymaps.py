@@ -296,8 +296,19 @@ def test_cli_schedule_plans_on_the_electricity_maps_forecast(standin):
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout.splitlines()[-1])
     assert plan["provider"] == "intensity_electricitymaps:api"
-    start = datetime.fromisoformat(plan["start"].replace("Z", "+00:00"))
-    assert start.hour == datetime.now(timezone.utc).hour or start.hour == 0  # the trough is now, or after midnight
+    # The plan is priced on the stand-in's hourly curve: the time-weighted mean of the hours it
+    # runs in, computed here from the curve, is the plan's intensity, and no dearer than now.
+    weighted = seconds = 0.0
+    for first, last in plan["intervals"]:
+        t = datetime.fromisoformat(first.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(last.replace("Z", "+00:00"))
+        while t < end:
+            step_end = min(end, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+            weighted += em_value("DE", t) * (step_end - t).total_seconds()
+            seconds += (step_end - t).total_seconds()
+            t = step_end
+    assert plan["g_per_kwh"] == pytest.approx(weighted / seconds, rel=1e-6)
+    assert plan["g_per_kwh"] <= plan["now_g_per_kwh"]
     assert any("/v3/carbon-intensity/forecast" in p for p, _ in standin.requests)
 
 
