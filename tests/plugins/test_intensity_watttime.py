@@ -295,6 +295,7 @@ def env_for(standin: WattTimeStandIn) -> dict[str, str]:
         CARBONKIT_WATTTIME_USERNAME=USER,
         CARBONKIT_WATTTIME_PASSWORD=PASSWORD,
         CARBONKIT_WATTTIME_API_URL=standin.url,
+        CARBONKIT_SIGNAL="marginal",
         CARBONKIT_INTENSITY_PROVIDER="intensity_watttime",
     )
     return env
@@ -359,11 +360,12 @@ def test_a_tracker_prices_its_run_at_the_marginal_rate(client):
     with WattTimeStandIn(fixed_value=900.0) as s:
         p = provider(s, client)
         with carbonkit.Tracker(provider=[p], sources=[FakePowerSource(watts=[100.0])], reporters=[waiter],
-                               location="US-CAL-CISO", interval_s=0.05, quiet=True) as t:
+                               location="US-CAL-CISO", signal="marginal", interval_s=0.05, quiet=True) as t:
             assert waiter.got.wait(30)
     report = t.report
     assert any(u.provider == "intensity_watttime:moer" for u in report.intensity.used), report.intensity
     assert report.intensity_g_per_kwh == pytest.approx(408.233133, abs=1e-6)
+    assert report.intensity.signal == "marginal" and report.intensity.signal_shares == {"marginal": pytest.approx(1.0)}
 
 
 def test_a_slow_login_is_cut_off_at_the_deadline(client):

@@ -43,7 +43,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define, field, frozen
 
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
-from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
+from carbonkit.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    Backoff,
+    check_deadline,
+    check_max_bytes,
+    get_json,
+    register_secret,
+)
 
 from .regions import REGIONS_BY_ZONE, Region
 
@@ -500,6 +508,7 @@ class WattTimeProvider:
                 return self._token
             self._token = None
         token = self._login()
+        register_secret(token)  # the core scrubs it from every message, log line and report
         with self._lock:
             self._token, self._token_at = token, self.monotonic()
         return token
