@@ -110,30 +110,69 @@ def test_run_start_within_waits_and_ctrl_c_cancels_cleanly():
     assert marker not in out and "cancelled while waiting" in err
 
 
+class DropsAfterFirstFetch:
+    """Intensity 500 g/kWh until ``after_s`` past the provider's first forecast request, then 100.
+
+    The drop is placed when the tracker first asks, not when the test starts, and the test's
+    clock for the pause (see :meth:`clock_from_fetch`) starts at that request: however long a
+    loaded machine takes between the fetch and the pause, the pause sees the drop ``after_s``
+    ahead."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self.fetched_at: datetime | None = None
+        self.provider = FakeIntensity(g_per_kwh=self.value, forecast_step_s=0.1, forecast_horizon_s=30.0)
+
+    def value(self, when: datetime) -> float:
+        if self.fetched_at is None:
+            self.fetched_at = datetime.now(timezone.utc)
+        return 500.0 if when < self.fetched_at + timedelta(seconds=self.after_s) else 100.0
+
+    @property
+    def drop(self) -> datetime:
+        assert self.fetched_at is not None
+        return self.fetched_at + timedelta(seconds=self.after_s)
+
+    def wait_for_forecast(self, tracker: carbonkit.Tracker) -> None:
+        """Block until the tracker holds the forecast (a condition, bounded at 30 s)."""
+        for _ in range(3000):
+            if tracker._latest_forecast:
+                return
+            time.sleep(0.01)
+        pytest.fail("the tracker never received the forecast")
+
+    def clock_from_fetch(self):
+        """A clock that reads the fetch time now, and advances with real time from here."""
+        shift = datetime.now(timezone.utc) - self.fetched_at
+        return lambda: datetime.now(timezone.utc) - shift
+
+
 def test_pause_while_high_sleeps_until_the_forecast_drops():
     """Inside an epoch, the pause lasts until intensity falls below the threshold; it is not training time."""
-    drop = datetime.now(timezone.utc) + timedelta(seconds=1.6)  # pauses under 1 s are not worth it
-    provider = FakeIntensity(
-        g_per_kwh=lambda when: 500.0 if when < drop else 100.0, forecast_step_s=0.1, forecast_horizon_s=30.0
-    )
+    grid = DropsAfterFirstFetch(after_s=1.6)  # pauses under 1 s are not worth it
     rec = RecordingReporter()
     t = carbonkit.Tracker(
-        epochs=2, sources=[FakePowerSource()], provider=provider, reporters=[rec], location="XX", interval_s=0.02
+        epochs=2, sources=[FakePowerSource()], provider=grid.provider, reporters=[rec], location="XX", interval_s=0.02
     )
-    time.sleep(0.1)  # the first intensity fetch has arrived
+    grid.wait_for_forecast(t)
     t.epoch_start()
-    outcome = t.pause_while_high(threshold=300.0, deadline=datetime.now(timezone.utc) + timedelta(hours=1), remaining_s=60)
-    time.sleep(0.1)
+    called = time.monotonic()
+    outcome = t.pause_while_high(
+        threshold=300.0, deadline=datetime.now(timezone.utc) + timedelta(hours=1), remaining_s=60,
+        clock=grid.clock_from_fetch(),
+    )
+    returned = time.monotonic()
     t.epoch_end()
     r = t.stop()
     first = outcome.decisions[0]
-    assert first.pause and drop <= first.resume_at <= drop + timedelta(seconds=0.15)  # forecast steps are 0.1 s
+    assert first.pause and grid.drop <= first.resume_at <= grid.drop + timedelta(seconds=0.15)  # forecast steps are 0.1 s
     assert outcome.paused_s == pytest.approx(first.sleep_s, abs=0.1)
     assert not outcome.decisions[-1].pause
     (epoch,) = r.epochs
-    assert epoch.paused_s == pytest.approx(outcome.paused_s, abs=0.05)
+    # The epoch's pause is the call's span: at least the time slept, at most the call's own duration.
+    assert outcome.paused_s - 1e-3 <= epoch.paused_s <= returned - called + 1e-3
     assert epoch.duration_s == pytest.approx(epoch.end_s - epoch.start_s - epoch.paused_s)
-    assert r.paused_s == pytest.approx(outcome.paused_s, abs=0.05)
+    assert r.paused_s == pytest.approx(epoch.paused_s)
 
 
 def test_pause_while_high_needs_a_deadline_and_remaining_time():
@@ -148,15 +187,17 @@ def test_pause_while_high_needs_a_deadline_and_remaining_time():
 
 def test_pause_is_logged_and_recovered(tmp_path):
     """The pause is a run-log record, and load_run of a killed log keeps it out of training time."""
-    drop = datetime.now(timezone.utc) + timedelta(seconds=1.3)
-    provider = FakeIntensity(g_per_kwh=lambda when: 500.0 if when < drop else 100.0, forecast_step_s=0.1, forecast_horizon_s=30.0)
+    grid = DropsAfterFirstFetch(after_s=1.3)
     t = carbonkit.Tracker(
-        epochs=2, sources=[FakePowerSource()], provider=provider, reporters=[carbonkit.runlog.RunLogWriter(tmp_path)],
+        epochs=2, sources=[FakePowerSource()], provider=grid.provider, reporters=[carbonkit.runlog.RunLogWriter(tmp_path)],
         location="XX", interval_s=0.02,
     )
-    time.sleep(0.1)
+    grid.wait_for_forecast(t)
     t.epoch_start()
-    t.pause_while_high(threshold=300.0, deadline=datetime.now(timezone.utc) + timedelta(hours=1), remaining_s=60)
+    t.pause_while_high(
+        threshold=300.0, deadline=datetime.now(timezone.utc) + timedelta(hours=1), remaining_s=60,
+        clock=grid.clock_from_fetch(),
+    )
     t.epoch_end()
     r = t.stop()
     (path,) = tmp_path.glob("*.jsonl")
