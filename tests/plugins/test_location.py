@@ -417,6 +417,12 @@ def test_tracker_on_a_cloud_uses_the_mapped_zone_and_says_how(client, monkeypatc
     (log,) = tmp_path.glob("*.jsonl")
     assert read_header(log)["location_source"] == "cloud metadata: aws eu-west-1"
     assert carbonkit.load_run(log).location_source == "cloud metadata: aws eu-west-1"
+    # A run that never stopped (no report record) is recomputed from its log, with the same source.
+    unfinished = tmp_path / "unfinished.jsonl"
+    unfinished.write_text("".join(line for line in log.read_text().splitlines(keepends=True)
+                                  if json.loads(line).get("type") != "report"))
+    recovered = carbonkit.load_run(unfinished)
+    assert not recovered.completed and recovered.location_source == "cloud metadata: aws eu-west-1"
 
 
 def test_tracker_with_an_explicit_location_never_asks_the_clouds(client, monkeypatch):
