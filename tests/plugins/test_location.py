@@ -485,3 +485,17 @@ def test_resolved_location_record():
     assert ResolvedLocation.from_dict(r.to_dict()) == r
     with pytest.raises(ValueError, match="ResolvedLocation.zone"):
         ResolvedLocation(zone=" ", how="x")
+
+
+def test_the_console_says_how_the_location_was_found():
+    from datetime import datetime, timezone
+
+    from carbonkit.default_plugins.console_reporter import describe_start
+    from carbonkit.protocols import RunStart
+
+    def start(how: str) -> list[str]:
+        return describe_start(RunStart(start_time=datetime.now(timezone.utc), location="IE", pue=1.58, pue_source="default",
+                                       epochs=None, sources=[], dropped=[], header={"location_source": how}))
+
+    assert "  Location IE (cloud metadata: aws eu-west-1); PUE 1.58 (default)" in start("cloud metadata: aws eu-west-1")
+    assert "  Location IE; PUE 1.58 (default)" in start("argument")
