@@ -499,3 +499,43 @@ def test_the_console_says_how_the_location_was_found():
 
     assert "  Location IE (cloud metadata: aws eu-west-1); PUE 1.58 (default)" in start("cloud metadata: aws eu-west-1")
     assert "  Location IE; PUE 1.58 (default)" in start("argument")
+
+
+def test_schedule_without_a_zone_plans_on_the_zone_found_on_the_cloud(client, monkeypatch):
+    """`carbonkit schedule` with no --location on an AWS eu-west-1 'instance' asks for IE's forecast."""
+    from datetime import datetime, timedelta, timezone
+
+    from carbonkit.scheduling.forecast import forecast_from_providers
+    from carbonkit.testing import FakeIntensity
+
+    grid = FakeIntensity(g_per_kwh=lambda t: 100.0 + t.hour, zones={"IE"}, priority=100, forecast_step_s=1800,
+                         forecast_horizon_s=6 * 3600, name="fake:ie")
+
+    class Grid:
+        __name__ = "grid"
+
+        @hookimpl
+        def register_intensity_providers(self):
+            return [grid]
+
+    with MetadataStandIn("aws", region="eu-west-1") as aws:
+        for name, value in env_for(aws=aws.url, CARBONKIT_CLOUD_METADATA_TIMEOUT=str(SLOW_OK)).items():
+            monkeypatch.setenv(name, value)
+        pm = carbonkit.make_plugin_manager(plugins=[carbonkit_location, Grid()], entrypoints=False)
+        start = datetime.now(timezone.utc)
+        found = forecast_from_providers(None, start, start + timedelta(hours=3), pm=pm, http_client=client)
+    assert found.zone == "IE" and found.provider == "fake:ie"
+    assert ("forecast", "IE") in grid.history
+
+
+def test_schedule_without_a_zone_anywhere_says_what_to_set(client, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from carbonkit.scheduling.forecast import forecast_from_providers
+
+    for name, value in env_for().items():
+        monkeypatch.setenv(name, value)
+    pm = carbonkit.make_plugin_manager(plugins=[carbonkit_location], entrypoints=False)
+    start = datetime.now(timezone.utc)
+    with pytest.raises(ConfigError, match="give --location or set CARBONKIT_LOCATION"):
+        forecast_from_providers(None, start, start + timedelta(hours=3), pm=pm, http_client=client)

@@ -15,8 +15,8 @@ Three probes, each through the core's bounded HTTP helpers (:mod:`carbonkit.http
   returns ``projects/<number>/zones/<zone>``; the region is the zone without its last
   ``-<letter>`` (``us-central1-a`` -> ``us-central1``).
 - **Azure** (IMDS): ``GET {base}/metadata/instance/compute/location?api-version=2021-02-01&format=text``
-  with ``Metadata: true`` returns the region (``westeurope``); when that leaf is refused, the
-  full document ``/metadata/instance?api-version=2021-02-01`` is read for ``compute.location``.
+  with ``Metadata: true`` returns the region (``westeurope``); when that leaf is refused (400,
+  404 or 405), the full document ``/metadata/instance?api-version=2021-02-01`` is read for ``compute.location``.
 
 Defaults: ``http://169.254.169.254`` (AWS, Azure) and ``http://metadata.google.internal`` (GCP);
 each is a base URL, the paths are appended (a trailing slash is ignored).
@@ -247,7 +247,7 @@ def azure_region(client: httpx.Client, base: str, deadline_s: float) -> CloudReg
                     what=f"Azure IMDS {path}", max_bytes=_MAX_BODY, deadline_s=left,
                 )
             except IntensityUnavailable as exc:
-                if path == asks[0][0] and _status(exc) == 404:
+                if path == asks[0][0] and _status(exc) in (400, 404, 405):
                     _note("Azure", f"{exc}; asking for the full document")
                     continue
                 raise
