@@ -539,3 +539,25 @@ def test_schedule_without_a_zone_anywhere_says_what_to_set(client, monkeypatch):
     start = datetime.now(timezone.utc)
     with pytest.raises(ConfigError, match="give --location or set CARBONKIT_LOCATION"):
         forecast_from_providers(None, start, start + timedelta(hours=3), pm=pm, http_client=client)
+
+
+def test_the_aws_token_never_reaches_a_log_line(caplog):
+    """The metadata GET fails with a body that echoes the token: the DEBUG note shows no token."""
+    token = "AQAEAnot-for-logs-0123456789"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(200, text=token)
+        return httpx.Response(500, text=f"internal error for token {request.headers['x-aws-ec2-metadata-token']}")
+
+    caplog.set_level(logging.DEBUG, logger="carbonkit.location")
+    with httpx.Client(transport=httpx.MockTransport(handler)) as c:
+        assert aws_region(c, "http://imds.test", SLOW_OK) is None
+    assert caplog.records and token not in caplog.text
+
+
+def test_the_hook_can_be_called_with_the_specs_arguments(client, monkeypatch):
+    for name, value in env_for().items():
+        monkeypatch.setenv(name, value)
+    assert carbonkit_location.resolve_location(config=carbonkit.Config(), http_client=client) is None
+    assert ResolvedLocation("IE", "cloud metadata", "aws eu-west-1").describe() == "cloud metadata: aws eu-west-1"

@@ -165,12 +165,13 @@ def _text(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
         raise ValueError(f"{type(instance).__name__}.{attribute.name} must be non-empty text, got {value!r}")
 
 
-@frozen(kw_only=True)
+@frozen
 class ResolvedLocation(_Record):
     """A zone found by a ``resolve_location`` hook, and how it was found.
 
     A hook may return a plain zone code; returning this record instead lets the report and the
     run log say how the zone was found (``Report.location_source`` is :meth:`describe`).
+    ``ResolvedLocation("IE", "cloud metadata", "aws eu-west-1")``, or by keyword.
 
     :param zone: Zone code, Electricity Maps style (``"IE"``, ``"US-MIDA-PJM"``).
     :param how: The method, short: ``"cloud metadata"``, ``"IP geolocation"``.

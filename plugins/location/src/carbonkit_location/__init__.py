@@ -36,7 +36,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from carbonkit import ConfigError, ResolvedLocation, hookimpl
+from carbonkit import Config, ConfigError, ResolvedLocation, hookimpl
 
 from .geolocation import Place, locate, opted_in, service_url
 from .metadata import DEFAULT_DEADLINE_S, MAX_DEADLINE_S, CloudRegion, Endpoints, probe_clouds
@@ -132,6 +132,9 @@ def find_location(http_client: httpx.Client, environ: Mapping[str, str] | None =
 
 
 @hookimpl
-def resolve_location(http_client: httpx.Client) -> ResolvedLocation | None:
-    """Find the zone from cloud metadata (or IP geolocation when opted in); see the module docstring."""
+def resolve_location(config: Config, http_client: httpx.Client) -> ResolvedLocation | None:
+    """Find the zone from cloud metadata (or IP geolocation when opted in); see the module docstring.
+
+    ``config`` is not read: the settings are environment variables (the module docstring).
+    """
     return find_location(http_client)
