@@ -276,7 +276,8 @@ def probe_clouds(
     """Ask the three metadata services at once; return the first region found, or None at the deadline.
 
     Each probe runs on a daemon thread of its own (named ``carbonkit-location-<cloud>``), so a
-    blocked connection or DNS lookup never holds the caller past ``deadline_s``.
+    blocked connection or DNS lookup never holds the caller past ``deadline_s``. The deadline
+    counts from when ``client`` exists (a lazily built client is built first).
 
     :param client: The ``httpx.Client`` the hook received.
     :param endpoints: Base URLs (default: the real services).
@@ -286,6 +287,10 @@ def probe_clouds(
     if isinstance(deadline_s, bool) or not isinstance(deadline_s, (int, float)) or not 0 < deadline_s <= MAX_DEADLINE_S:
         raise ConfigError(f"deadline_s must be a number of seconds > 0 and <= {MAX_DEADLINE_S:g}, got {deadline_s!r}")
     endpoints = endpoints or Endpoints()
+    # The core hands hooks a client built on first use: build it before the clock starts, so that
+    # importing httpx (about 0.1 s, once per process, longer on a loaded machine) does not eat
+    # the probes' time on a cloud where the answer takes a millisecond.
+    getattr(client, "timeout", None)
     probes: list[tuple[str, Probe, str]] = [
         ("aws", aws_region, endpoints.aws),
         ("gcp", gcp_region, endpoints.gcp),
