@@ -561,3 +561,21 @@ def test_the_hook_can_be_called_with_the_specs_arguments(client, monkeypatch):
         monkeypatch.setenv(name, value)
     assert carbonkit_location.resolve_location(config=carbonkit.Config(), http_client=client) is None
     assert ResolvedLocation("IE", "cloud metadata", "aws eu-west-1").describe() == "cloud metadata: aws eu-west-1"
+
+
+def test_carbonkit_run_in_a_fresh_process_finds_the_cloud_zone():
+    """The whole path a user takes: `carbonkit run` (entry points, the core's lazily built HTTP
+    client) on a stand-in Azure VM in "West Europe" prices the run at NL and says how."""
+    import os
+    import subprocess
+    import sys
+
+    with MetadataStandIn("azure", azure_location="West Europe") as azure:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+        env.update(env_for(azure=azure.url + "/", CARBONKIT_CLOUD_METADATA_TIMEOUT=str(SLOW_OK)))
+        proc = subprocess.run([sys.executable, "-m", "carbonkit", "run", "--json", "--", sys.executable, "-c", "pass"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert (report["location"], report["location_source"]) == ("NL", "cloud metadata: azure westeurope")
+    assert "Location NL (cloud metadata: azure westeurope)" in proc.stderr
