@@ -579,3 +579,22 @@ def test_carbonkit_run_in_a_fresh_process_finds_the_cloud_zone():
     report = json.loads(proc.stdout.splitlines()[-1])
     assert (report["location"], report["location_source"]) == ("NL", "cloud metadata: azure westeurope")
     assert "Location NL (cloud metadata: azure westeurope)" in proc.stderr
+
+
+def test_the_probes_leave_no_connection_open_in_a_client_nobody_closes():
+    """Each metadata request closes its connection: a client that is never closed (a tracker whose
+    construction failed after the hook ran) leaks no socket."""
+    import gc
+    import warnings
+
+    with MetadataStandIn("aws") as aws, MetadataStandIn("gcp") as gcp, MetadataStandIn("azure") as azure:
+        client = default_http_client()
+        env = env_for(aws=aws.url, gcp=gcp.url, azure=azure.url, CARBONKIT_CLOUD_METADATA_TIMEOUT=str(SLOW_OK))
+        assert probe_clouds(client, Endpoints.from_env(env), SLOW_OK) is not None
+        for t in [t for t in threading.enumerate() if t.name.startswith("carbonkit-location-")]:
+            t.join(30)  # the probes still answering after the first region was found
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            del client
+            gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

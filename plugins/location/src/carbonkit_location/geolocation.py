@@ -159,7 +159,7 @@ def locate(client: httpx.Client, url: str = DEFAULT_URL, deadline_s: float = DEF
     service = urlsplit(url).hostname or url
     try:
         payload = get_json(client, url, provider=_PROVIDER, what=f"IP geolocation ({service})", deadline_s=deadline_s,
-                           max_bytes=64 * 1024)
+                           max_bytes=64 * 1024, headers={"Connection": "close"})
     except IntensityUnavailable as exc:
         _logger.debug("carbonkit-location: %s", exc)
         return None

@@ -82,6 +82,9 @@ MAX_DEADLINE_S = 1.5
 AWS_TOKEN_TTL_S = 21600
 _MAX_BODY = 64 * 1024
 _PROVIDER = "location:cloud-metadata"
+#: Each probe asks once per process: no connection is kept in the shared client's pool (an
+#: abandoned probe's socket would otherwise outlive it, and a client nobody closes leaks it).
+_ONCE = {"Connection": "close"}
 
 _AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _AWS_AZ = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]")
@@ -154,14 +157,14 @@ def aws_region(client: httpx.Client, base: str, deadline_s: float) -> CloudRegio
     try:
         token_body = put_bytes(
             client, f"{base}/latest/api/token", provider=_PROVIDER, what="AWS IMDSv2 token (PUT /latest/api/token)",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(AWS_TOKEN_TTL_S)},
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(AWS_TOKEN_TTL_S), **_ONCE},
             max_bytes=_MAX_BODY, deadline_s=deadline_s,
         )
         token = _text(token_body.content)
         if token is None or not _AWS_TOKEN.fullmatch(token):
             _note("AWS", "the token request answered something that is not a token")
             return None
-        headers = {"X-aws-ec2-metadata-token": token}
+        headers = {"X-aws-ec2-metadata-token": token, **_ONCE}
         for path, pattern in (("placement/region", _AWS_REGION), ("placement/availability-zone", _AWS_AZ)):
             left = end - time.monotonic()
             if left <= 0:
@@ -195,7 +198,7 @@ def gcp_region(client: httpx.Client, base: str, deadline_s: float) -> CloudRegio
     try:
         body = get_bytes(
             client, f"{base}/computeMetadata/v1/instance/zone", provider=_PROVIDER,
-            headers={"Metadata-Flavor": "Google"}, what="GCP metadata /computeMetadata/v1/instance/zone",
+            headers={"Metadata-Flavor": "Google", **_ONCE}, what="GCP metadata /computeMetadata/v1/instance/zone",
             max_bytes=_MAX_BODY, deadline_s=deadline_s,
         )
         text = _text(body.content)
@@ -243,7 +246,7 @@ def azure_region(client: httpx.Client, base: str, deadline_s: float) -> CloudReg
                 return None
             try:
                 body = get_bytes(
-                    client, f"{base}{path}", provider=_PROVIDER, params=params, headers={"Metadata": "true"},
+                    client, f"{base}{path}", provider=_PROVIDER, params=params, headers={"Metadata": "true", **_ONCE},
                     what=f"Azure IMDS {path}", max_bytes=_MAX_BODY, deadline_s=left,
                 )
             except IntensityUnavailable as exc:
