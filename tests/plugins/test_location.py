@@ -598,3 +598,19 @@ def test_the_probes_leave_no_connection_open_in_a_client_nobody_closes():
             del client
             gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_gcp_is_also_asked_at_its_documented_address_when_dns_fails():
+    """With the default URLs, a GCP VM whose DNS cannot resolve metadata.google.internal is still
+    found through 169.254.169.254 (the AWS and Azure paths there answer 404, as on GCP)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "metadata.google.internal":
+            raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+        if request.url.path == "/computeMetadata/v1/instance/zone" and request.headers.get("metadata-flavor") == "Google":
+            return httpx.Response(200, text="projects/99/zones/europe-west9-a", headers={"Metadata-Flavor": "Google"})
+        return httpx.Response(404, text="Not Found")
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as c:
+        found = probe_clouds(c, Endpoints(), SLOW_OK)
+    assert found == carbonkit_location.CloudRegion("gcp", "europe-west9")

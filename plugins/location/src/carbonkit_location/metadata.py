@@ -13,7 +13,9 @@ Three probes, each through the core's bounded HTTP helpers (:mod:`carbonkit.http
   is used once, kept nowhere and never logged.
 - **GCP**: ``GET {base}/computeMetadata/v1/instance/zone`` with ``Metadata-Flavor: Google``
   returns ``projects/<number>/zones/<zone>``; the region is the zone without its last
-  ``-<letter>`` (``us-central1-a`` -> ``us-central1``).
+  ``-<letter>`` (``us-central1-a`` -> ``us-central1``). With the default base URL, the server's
+  documented address ``http://169.254.169.254`` is asked too (a VM whose DNS does not resolve
+  ``metadata.google.internal`` still answers there).
 - **Azure** (IMDS): ``GET {base}/metadata/instance/compute/location?api-version=2021-02-01&format=text``
   with ``Metadata: true`` returns the region (``westeurope``); when that leaf is refused (400,
   404 or 405), the full document ``/metadata/instance?api-version=2021-02-01`` is read for ``compute.location``.
@@ -57,6 +59,7 @@ __all__ = [
     "AZURE_API_VERSION",
     "AZURE_METADATA_URL",
     "DEFAULT_DEADLINE_S",
+    "GCP_METADATA_IP_URL",
     "GCP_METADATA_URL",
     "MAX_DEADLINE_S",
     "CloudRegion",
@@ -71,6 +74,8 @@ _logger = logging.getLogger("carbonkit.location")
 
 AWS_METADATA_URL = "http://169.254.169.254"
 GCP_METADATA_URL = "http://metadata.google.internal"
+#: The GCP metadata server's documented address, asked too when the URL is the default one.
+GCP_METADATA_IP_URL = "http://169.254.169.254"
 AZURE_METADATA_URL = "http://169.254.169.254"
 #: The Azure IMDS API version asked for (documented, generally available in every region).
 AZURE_API_VERSION = "2021-02-01"
@@ -299,6 +304,8 @@ def probe_clouds(
         ("gcp", gcp_region, endpoints.gcp),
         ("azure", azure_region, endpoints.azure),
     ]
+    if endpoints.gcp == GCP_METADATA_URL:  # the server's documented address, where DNS is broken
+        probes.append(("gcp-ip", gcp_region, GCP_METADATA_IP_URL))
     answers: queue.Queue[CloudRegion | None] = queue.Queue()
     end = time.monotonic() + deadline_s
 
