@@ -91,8 +91,8 @@ _PROVIDER = "location:cloud-metadata"
 #: abandoned probe's socket would otherwise outlive it, and a client nobody closes leaks it).
 _ONCE = {"Connection": "close"}
 
-_AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
-_AWS_AZ = re.compile(r"([a-z]{2}(?:-[a-z]+)+-\d{1,2})[a-z]")
+_AWS_REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}")
+_AWS_AZ = re.compile(r"([a-z]{2,4}(?:-[a-z]+)+-\d{1,2})[a-z]")
 _AWS_TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")
 _GCP_ZONE = re.compile(r"projects/\d+/zones/([a-z]+(?:-[a-z]+)*\d+)-[a-z]")
 _AZURE_REGION = re.compile(r"[a-z0-9]{2,40}")
@@ -159,14 +159,16 @@ def _note(cloud: str, message: str) -> None:
 def aws_region(client: httpx.Client, base: str, deadline_s: float) -> CloudRegion | None:
     """Ask the AWS instance metadata service (IMDSv2) for the region; None when it does not answer as documented."""
     end = time.monotonic() + deadline_s
+    token = ""
     try:
         token_body = put_bytes(
             client, f"{base}/latest/api/token", provider=_PROVIDER, what="AWS IMDSv2 token (PUT /latest/api/token)",
             headers={"X-aws-ec2-metadata-token-ttl-seconds": str(AWS_TOKEN_TTL_S), **_ONCE},
             max_bytes=_MAX_BODY, deadline_s=deadline_s,
         )
-        token = _text(token_body.content)
-        if token is None or not _AWS_TOKEN.fullmatch(token):
+        token = _text(token_body.content) or ""
+        if not _AWS_TOKEN.fullmatch(token):
+            token = ""
             _note("AWS", "the token request answered something that is not a token")
             return None
         headers = {"X-aws-ec2-metadata-token": token, **_ONCE}
@@ -193,8 +195,9 @@ def aws_region(client: httpx.Client, base: str, deadline_s: float) -> CloudRegio
         return None
     except IntensityUnavailable as exc:
         _note("AWS", str(exc))
-    except Exception as exc:  # never let a probe raise
-        _note("AWS", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # never let a probe raise (nor a message show the token)
+        message = f"{type(exc).__name__}: {exc}"
+        _note("AWS", message.replace(token, "***") if token else message)
     return None
 
 
