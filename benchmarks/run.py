@@ -214,6 +214,42 @@ def around_run() -> None:
     row("around a 0.5 s run", "codecarbon: constructor + start() + stop()", median(cc) * 1e3, "ms")
 
 
+def location_probe() -> None:
+    """What finding the location costs a machine outside any cloud (the resolve_location hook of
+    carbonkit-location, run when no location is given): nothing listens at the metadata
+    addresses, or they swallow the request and never answer, or this machine's real network."""
+    log("3c. finding the location outside any cloud ...")
+    import carbonkit_location
+    from carbonkit.http import default_http_client
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from metadata_standins import Blackhole, refused_url
+
+    client = default_http_client()  # built before the clock starts (the core builds its own once)
+    cases: dict[str, list[float]] = {"connection refused": [], "endpoints that never answer": [], "this machine": []}
+    try:
+        with Blackhole() as hole:
+            settings = {
+                "connection refused": {f"CARBONKIT_{c}_METADATA_URL": refused_url() for c in ("AWS", "GCP", "AZURE")},
+                "endpoints that never answer": {f"CARBONKIT_{c}_METADATA_URL": hole.url for c in ("AWS", "GCP", "AZURE")},
+                "this machine": {},
+            }
+            for _ in range(ROUNDS):
+                for case, values in cases.items():
+                    started = time.perf_counter()
+                    carbonkit_location.find_location(client, settings[case])
+                    values.append(time.perf_counter() - started)
+                hole.connections()
+    except OSError as exc:  # a machine without a loopback interface
+        log(f"   skipped: {exc}")
+        return
+    finally:
+        client.close()
+    for case, values in cases.items():
+        row("finding the location", f"carbonkit-location outside any cloud: {case}", median(values) * 1e3, "ms",
+            target="<= 550", note="the probes stop waiting at their overall deadline, 0.5 s")
+
+
 # -- 4. import time -----------------------------------------------------------------------------
 
 def import_time() -> None:
@@ -413,7 +449,7 @@ def main() -> None:
     import carbonkit
     import carbonkit.testing
 
-    figures = [hot_path, sampler, fixed_cost, around_run, import_time, end_to_end, memory, run_logs]
+    figures = [hot_path, sampler, fixed_cost, around_run, location_probe, import_time, end_to_end, memory, run_logs]
     only = os.environ.get("BENCH_ONLY")
     for figure in figures:
         if only and figure.__name__ not in only.split(","):

@@ -25,6 +25,7 @@ WORKSPACE_PLUGINS = {
     "intensity_gb",
     "intensity_static",
     "intensity_watttime",
+    "location",
     "nvml",
     "rapl",
 }

@@ -85,6 +85,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         Report as Report,
     )
     from .records import (
+        ResolvedLocation as ResolvedLocation,
+    )
+    from .records import (
         Unavailable as Unavailable,
     )
     from .runlog import load_run as load_run
@@ -109,6 +112,7 @@ _LAZY = {
     "Report": "records",
     "Reporter": "protocols",
     "ReporterBase": "protocols",
+    "ResolvedLocation": "records",
     "hookimpl": "hookspecs",
     "RunStart": "protocols",
     "SimulatedSource": "sources",
@@ -143,6 +147,7 @@ __all__ = [
     "Report",
     "Reporter",
     "ReporterBase",
+    "ResolvedLocation",
     "RunLogError",
     "RunStart",
     "SimulatedSource",

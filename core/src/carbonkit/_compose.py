@@ -174,10 +174,12 @@ def compose(
     # Location.
     zone = config.location
     given_by = location_given_by
+    user_set = zone is not None
     if zone is None and pm is not None:
-        zone = plug.resolve_location(pm, config, http)
+        found = plug.resolve_location(pm, config, http)
         new_drops()
-        given_by = "resolve_location hook"
+        if found is not None:  # how it was found: "cloud metadata: aws eu-west-1", ...
+            zone, given_by = found.zone, found.describe()
     if zone is None:
         zone = "WORLD"
         given_by = "default"
@@ -267,7 +269,7 @@ def compose(
         chain.append(WorldAverage())
     known = known_zones(available, worker, warnings)
     if known is not None and zone not in known:
-        if given_by not in ("resolve_location hook", "default"):  # the user set it
+        if user_set:
             raise ConfigError(unknown_zone_message(zone, known, given_by))
         warnings.append(unknown_zone_message(zone, known, given_by) + "; the world average is used")
         zone = "WORLD"

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
-    from .records import Unavailable
+    from .records import ResolvedLocation, Unavailable
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -121,15 +121,21 @@ def register_reporters(config: Config) -> list[Reporter | Unavailable]:  # type:
 
 
 @hookspec(firstresult=True)
-def resolve_location(config: Config, http_client: httpx.Client) -> str | None:
-    """Return the zone code of this machine, when the user gave none.
+def resolve_location(config: Config, http_client: httpx.Client) -> str | ResolvedLocation | None:
+    """Return the zone code of this machine, when the user gave none, and how it was found.
 
     Stops at first non-None result. Called only when neither the ``location`` argument nor
-    ``CARBONKIT_LOCATION`` is set; the core falls back to ``"WORLD"`` with one warning.
-    It runs while the tracker is built, so keep it fast (metadata files, a cloud metadata
-    endpoint with a short timeout).
+    ``CARBONKIT_LOCATION`` is set; when no plugin answers, the core falls back to ``"WORLD"``
+    with one warning. It runs while the tracker is built, under the hook deadline (2 s), so
+    keep it fast: bound every probe (a metadata file, a cloud metadata endpoint) so that a
+    machine where nothing answers pays a few hundred milliseconds at most, and remember that
+    name resolution (DNS) is bounded by no HTTP timeout. A zone no installed provider knows is
+    replaced by ``"WORLD"`` with a warning.
 
     :param config: The tracker configuration (``config.location`` is None here).
     :param http_client: The core's shared :class:`httpx.Client`.
-    :returns: A zone code such as ``"DK-DK2"``, or None to let other plugins answer.
+    :returns: A :class:`~carbonkit.ResolvedLocation` (the zone, and how it was found, which the
+        report's ``location_source`` and the run log's header record, e.g.
+        ``"cloud metadata: aws eu-west-1"``), or a plain zone code such as ``"DK-DK2"``
+        (recorded as ``"resolve_location hook"``), or None to let other plugins answer.
     """

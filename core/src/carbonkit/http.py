@@ -71,6 +71,9 @@ What each call does, in order:
    appears, also when the server echoes it in an error body. The chained
    ``HTTPStatusError`` carries the same redacted text.
 
+:func:`put_bytes` does steps 1 to 4 for a PUT with an empty body (a session-token request,
+such as the AWS instance metadata service's), following no redirect.
+
 Every failure is an :class:`~carbonkit.IntensityUnavailable` whose message starts with
 ``what`` (default: ``GET`` and the URL without its query) and whose ``provider`` and ``zone``
 are the ones given. Transport failures read ``request timed out (ReadTimeout: ...)`` and
@@ -119,6 +122,7 @@ __all__ = [
     "get_json",
     "overall_deadline",
     "register_secret",
+    "put_bytes",
     "user_agent",
 ]
 
@@ -351,6 +355,40 @@ def get_bytes(
     )
 
 
+def put_bytes(
+    client: httpx.Client,
+    url: str,
+    *,
+    provider: str,
+    headers: Mapping[str, str] | None = None,
+    zone: str | None = None,
+    what: str | None = None,
+    backoff: Backoff | None = None,
+    now: datetime | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    default_ban_s: float = DEFAULT_BAN_S,
+) -> Body:
+    """PUT ``url`` with an empty body, within the same bounds as :func:`get_bytes`, and return
+    the successful answer. For the few services that hand out a session token this way (the
+    AWS instance metadata service's ``/latest/api/token``). Arguments as :func:`get_json`;
+    redirects are not followed (the client would turn a 303 into a GET).
+
+    :returns: The :class:`Body` of a 2xx answer (possibly empty).
+    :raises IntensityUnavailable: banned, timed out, over the limit or a bad status.
+    """
+    call = _Call(url, provider=provider, zone=zone, what=what, params=None, headers=headers, method="PUT")
+    return call.fetch(
+        client,
+        accept=None,
+        backoff=backoff,
+        now=now,
+        max_bytes=max_bytes,
+        deadline_s=deadline_s,
+        default_ban_s=default_ban_s,
+    )
+
+
 def error_message(payload: Any) -> str | None:
     """Return the message of a JSON error object, or None when ``payload`` is not one.
 
@@ -401,14 +439,16 @@ class _Call:
         what: str | None,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
+        method: str = "GET",
     ) -> None:
+        self.method = method
         self.url = url
         self.provider = provider
         self.zone = zone
         self.params = params
         self.headers = dict(headers or {})
         self.secrets = _secrets(url, params, self.headers)
-        self.what = self.scrub(what or f"GET {url.split('?', 1)[0]}")
+        self.what = self.scrub(what or f"{method} {url.split('?', 1)[0]}")
 
     def scrub(self, text: str) -> str:
         out = redact_text(text)
@@ -468,7 +508,7 @@ class _Call:
         watchdog = _Watchdog(budget)
         try:
             request = client.build_request(
-                "GET",
+                self.method,
                 self.url,
                 params=self.params,
                 headers=request_headers,
@@ -483,7 +523,7 @@ class _Call:
                 response = client.send(request, stream=True, follow_redirects=False)
                 try:
                     watchdog.attach(response.extensions.get("network_stream"))
-                    if response.next_request is not None and client.follow_redirects:
+                    if response.next_request is not None and client.follow_redirects and self.method == "GET":
                         request = response.next_request
                         continue
                     ok = 200 <= response.status_code < 300

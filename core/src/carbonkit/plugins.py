@@ -34,7 +34,7 @@ from . import hookspecs
 from ._guard import Outcome, Worker, describe_failure
 from .errors import PluginContractError, PluginLoadError
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
-from .records import METHODS, SIGNALS, Unavailable, tuple_of
+from .records import METHODS, SIGNALS, ResolvedLocation, Unavailable, tuple_of
 
 if TYPE_CHECKING:
     import httpx
@@ -449,8 +449,14 @@ def collect_reporters(pm: pluggy.PluginManager, config: Config, *, strict: bool 
     return _collect(pm, "register_reporters", Reporter, None, strict, config=config)
 
 
-def resolve_location(pm: pluggy.PluginManager, config: Config, http_client: httpx.Client) -> str | None:
-    """Ask the plugins for this machine's zone; None when none answers in time (or one fails)."""
+def resolve_location(
+    pm: pluggy.PluginManager, config: Config, http_client: httpx.Client
+) -> ResolvedLocation | None:
+    """Ask the plugins for this machine's zone; None when none answers in time (or one fails).
+
+    A hook's plain zone code comes back as ``ResolvedLocation(zone, how="resolve_location hook")``;
+    a :class:`~carbonkit.ResolvedLocation` it returned comes back as it is.
+    """
     outcome = _worker(pm).call(pm.hook.resolve_location, deadline_s=HOOK_DEADLINE_S, config=config,
                                http_client=http_client)
     if not outcome.ok:
@@ -463,8 +469,12 @@ def resolve_location(pm: pluggy.PluginManager, config: Config, http_client: http
 
             _logger.warning("carbonkit: resolve_location (plugins %s) %s", ", ".join(impls), redact_text(reason))
         return None
-    zone = outcome.value
-    return zone if isinstance(zone, str) and zone.strip() else None
+    found = outcome.value
+    if isinstance(found, ResolvedLocation):
+        return found
+    if isinstance(found, str) and found.strip():
+        return ResolvedLocation(zone=found, how="resolve_location hook")
+    return None
 
 
 def list_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:

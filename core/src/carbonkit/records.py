@@ -31,6 +31,7 @@ __all__ = [
     "IntensityUse",
     "Prediction",
     "Report",
+    "ResolvedLocation",
     "Unavailable",
 ]
 
@@ -157,6 +158,33 @@ class Unavailable(_Record):
     reason: str
     hint: str = ""
     warn: bool = False
+
+
+def _text(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be non-empty text, got {value!r}")
+
+
+@frozen
+class ResolvedLocation(_Record):
+    """A zone found by a ``resolve_location`` hook, and how it was found.
+
+    A hook may return a plain zone code; returning this record instead lets the report and the
+    run log say how the zone was found (``Report.location_source`` is :meth:`describe`).
+    ``ResolvedLocation("IE", "cloud metadata", "aws eu-west-1")``, or by keyword.
+
+    :param zone: Zone code, Electricity Maps style (``"IE"``, ``"US-MIDA-PJM"``).
+    :param how: The method, short: ``"cloud metadata"``, ``"IP geolocation"``.
+    :param detail: What the method found, e.g. ``"aws eu-west-1"`` (empty when nothing to add).
+    """
+
+    zone: str = field(validator=_text)
+    how: str = field(validator=_text)
+    detail: str = ""
+
+    def describe(self) -> str:
+        """Say how the zone was found, e.g. ``"cloud metadata: aws eu-west-1"``."""
+        return f"{self.how}: {self.detail}" if self.detail else self.how
 
 
 @frozen(kw_only=True)
@@ -303,8 +331,10 @@ class Report(_Record):
     one and a count of ``units``. ``cut_short`` says what did not run to the end and why (a
     power source abandoned because it blocked, a reporter that did not finish); ``ended_by``
     names the signal that ended the run (``"SIGTERM"``), None when ``stop()`` ended it.
-    ``location_source`` says how the location was found (``"argument"``,
-    ``"CARBONKIT_LOCATION"``, ``"resolve_location hook"``, ``"default"``).
+    ``location_source`` says how the location was found: ``"argument"``,
+    ``"CARBONKIT_LOCATION"``, ``"default"``, what a ``resolve_location`` hook said
+    (:meth:`ResolvedLocation.describe`, e.g. ``"cloud metadata: aws eu-west-1"``), or
+    ``"resolve_location hook"`` for a hook that returned a plain zone code.
     """
 
     carbonkit_version: str

@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import attrs
+
 from ._accounting import Accountant
 from ._engine import Engine
 from ._redact import redact_strings
@@ -1022,6 +1024,9 @@ def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Repor
     engine.new_epochs()
     engine.warn(f"the run did not stop: recomputed from its log up to {last_t:.1f} s")
     report = engine.report(last_t, version=header["carbonkit_version"] or __version__, completed=False)
+    how = header.get("location_source")
+    if isinstance(how, str):
+        report = attrs.evolve(report, location_source=printable(how, single_line=True)[:200])
     problem = _report_problem(report)
     if problem:  # cannot happen with the checks above; never hand out a NaN
         raise RunLogError(f"{_name(path)}: the recomputed report is not usable ({problem})")

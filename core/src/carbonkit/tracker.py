@@ -194,16 +194,21 @@ class Tracker:
         self._own_client = http_client is None
         self._http: Any = http_client if http_client is not None else LazyHttpClient()
         given_by = config.describe_source("location")
-        comp = compose(
-            config,
-            sources=sources,
-            provider=provider,
-            predictor=predictor,
-            reporters=reporters,
-            pm=plugin_manager,
-            http_client=self._http,
-            location_given_by=given_by,
-        )
+        try:
+            comp = compose(
+                config,
+                sources=sources,
+                provider=provider,
+                predictor=predictor,
+                reporters=reporters,
+                pm=plugin_manager,
+                http_client=self._http,
+                location_given_by=given_by,
+            )
+        except BaseException:
+            if self._own_client:  # a resolve_location hook may have used it: leave no socket open
+                self._http.close()
+            raise
         comp.warnings[:0] = early_warnings
         self._start(comp)
 

@@ -71,7 +71,9 @@ def describe_start(run: RunStart) -> list[str]:
     lines += [f"  {comp.upper()}: {'; '.join(descr)}" for comp, descr in by_component.items()]
     for d in run.dropped:
         lines.append(f"  not used: {d.name} ({d.component}, {d.method}): {d.reason}")
-    lines.append(f"  Location {run.location}; PUE {run.pue:g} ({run.pue_source})")
+    how = (run.header or {}).get("location_source")
+    found = f" ({how})" if isinstance(how, str) and how not in ("argument", "default") else ""
+    lines.append(f"  Location {run.location}{found}; PUE {run.pue:g} ({run.pue_source})")
     return lines
 
 

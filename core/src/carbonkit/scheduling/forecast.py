@@ -89,11 +89,19 @@ def forecast_from_providers(
     config = config or Config.from_env(location=zone, signal=signal)
     signal = signal or config.signal
     zone_code = (config.location or zone or "").strip().upper()
-    if not zone_code:
-        raise ConfigError("a zone is needed to ask for a forecast: give --location or set CARBONKIT_LOCATION")
     own = http_client is None and providers is None
     client = default_http_client() if own else http_client
     try:
+        if not zone_code and providers is None:  # where is this machine? (cloud metadata, ...)
+            pm = pm or _plugins.make_plugin_manager()
+            found = _plugins.resolve_location(pm, config, client)  # type: ignore[arg-type]
+            zone_code = found.zone.strip().upper() if found is not None else ""
+            config = attrs.evolve(config, location=zone_code or None)
+        if not zone_code:
+            raise ConfigError(
+                "a zone is needed to ask for a forecast: give --location or set CARBONKIT_LOCATION "
+                "(no installed plugin found this machine's location)"
+            )
         if providers is None:
             pm = pm or _plugins.make_plugin_manager()
             offers = _plugins.collect_intensity_providers(pm, config, client)  # type: ignore[arg-type]
