@@ -220,3 +220,18 @@ def test_schedule_text_and_json_say_the_signal(monkeypatch, capsys):
     assert main(["schedule", "--location", "DE", "--duration", "1h", "--window", "6h", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["signal"] == "average" and data["factors"] == "IPCC 2014 AR5 lifecycle medians"
+
+
+def test_a_query_lists_the_code_first_then_codes_then_names():
+    """`carbonkit zones DE`: Germany first, though "de" is also inside Bangladesh and Cabo Verde;
+    `zones dk`: Denmark, then its price areas; `zones ger`: a name's word start."""
+    from carbonkit.zones import ZoneCoverage, matching
+
+    zones = [ZoneCoverage(zone=c, name=n) for c, n in [
+        ("BD", "Bangladesh"), ("CV", "Cabo Verde"), ("DE", "Germany"), ("DK", "Denmark"),
+        ("DK-DK1", "West Denmark"), ("DK-DK2", "East Denmark"), ("FR", "France"),
+    ]]
+    assert [z.zone for z in matching(zones, "DE")] == ["DE", "DK", "DK-DK1", "DK-DK2", "BD", "CV"]
+    assert [z.zone for z in matching(zones, "dk")] == ["DK", "DK-DK1", "DK-DK2"]
+    assert [z.zone for z in matching(zones, "ger")] == ["DE"]
+    assert matching(zones, "") == zones and matching(zones, "zz") == []

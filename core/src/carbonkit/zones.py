@@ -208,8 +208,25 @@ def catalogue(
 
 
 def matching(zones: Sequence[ZoneCoverage], query: str | None) -> list[ZoneCoverage]:
-    """The zones whose code or name contains ``query`` (case-insensitive); all for None."""
+    """The zones whose code or name contains ``query`` (case-insensitive); all for None.
+
+    Best matches first: the code itself, then codes starting with it (``DK`` -> ``DK-DK1``), then
+    names with a word starting with it (``ger`` -> Germany), then any other match."""
     if not query:
         return list(zones)
     q = query.strip().lower()
-    return [z for z in zones if q in z.zone.lower() or q in z.name.lower()]
+
+    def rank(z: ZoneCoverage) -> int | None:
+        code, name = z.zone.lower(), z.name.lower()
+        if code == q:
+            return 0
+        if code.startswith(q):
+            return 1
+        if any(word.startswith(q) for word in name.replace(",", " ").replace("(", " ").split()):
+            return 2
+        if q in code or q in name:
+            return 3
+        return None
+
+    ranked = [(r, i, z) for i, z in enumerate(zones) if (r := rank(z)) is not None]
+    return [z for _, _, z in sorted(ranked, key=lambda t: (t[0], t[1]))]
