@@ -16,7 +16,7 @@ from carbonkit.testing import assert_plugin_valid
 
 pytestmark = pytest.mark.entrypoints
 
-WORKSPACE_PLUGINS = {"amd_energy", "amdsmi", "cpu_estimate", "intensity_dk", "intensity_gb", "intensity_static", "intel_gpu", "jetson", "nvml", "rapl"}
+WORKSPACE_PLUGINS = {"amd_energy", "amdsmi", "cpu_estimate", "intensity_dk", "intensity_gb", "intensity_static", "intel_gpu", "jetson", "nvml", "powermetrics", "rapl"}
 
 
 def test_workspace_plugins_are_discovered_and_valid():

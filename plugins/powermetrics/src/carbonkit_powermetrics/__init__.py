@@ -1,0 +1,327 @@
+"""carbonkit plugin ``powermetrics``: CPU, GPU and Neural Engine power of Apple silicon Macs.
+
+Two readers, found on ``PATH``; the first that can run is used:
+
+1. ``macmon`` (https://github.com/vladkens/macmon), which reads the same counters as
+   ``powermetrics`` through a macOS API that needs no root. ``macmon pipe -i <ms>`` prints one
+   JSON object per sample, one per line, with ``cpu_power``, ``gpu_power`` and ``ane_power`` in
+   watts (its README, "Piping").
+2. ``powermetrics`` (macOS's own tool, ``man powermetrics``), which needs root:
+   ``powermetrics --samplers cpu_power,gpu_power,ane_power -i <ms>`` prints, per sample, a
+   header ``*** Sampled system activity (<date>) (<n>ms elapsed) ***`` and the lines
+   ``CPU Power: <n> mW``, ``GPU Power: <n> mW``, ``ANE Power: <n> mW`` and
+   ``Combined Power (CPU + GPU + ANE): <n> mW``; the ``gpu_power`` sampler prints a second
+   ``GPU Power`` line in its own section, which is not used (the first, from the SoC energy
+   model, is the one the combined line adds up).
+
+Without root and without ``macmon``, the hook returns a clear ``Unavailable`` note.
+
+The reader runs as one child process for the whole run, sampling every :data:`SAMPLE_MS`
+milliseconds; a daemon thread parses its output and keeps the latest sample, so ``read()``
+returns at once (it waits, bounded by :data:`FIRST_SAMPLE_TIMEOUT_S`, only for the very first
+sample). Sources ``powermetrics:cpu``, ``powermetrics:gpu`` and ``powermetrics:ane`` (component
+``ane``): kind ``"power"`` (watts), method ``"measured"``, ``max_power_w`` :data:`MAX_POWER_W`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING
+
+from carbonkit import MeasurementError, Unavailable, hookimpl
+
+if TYPE_CHECKING:
+    from carbonkit import Config
+
+__all__ = [
+    "COMPONENTS",
+    "FIRST_SAMPLE_TIMEOUT_S",
+    "MAX_POWER_W",
+    "SAMPLE_MS",
+    "AppleSiliconSource",
+    "PowerStream",
+    "command_for",
+    "parse_macmon_line",
+    "probe",
+    "register_power_sources",
+]
+
+_logger = logging.getLogger(__name__)
+
+PLUGIN = "powermetrics"
+#: The sampling period asked of the reader, in milliseconds.
+SAMPLE_MS = 500
+#: The longest the first ``read()`` waits for the reader's first sample.
+FIRST_SAMPLE_TIMEOUT_S = 1.5
+#: A sample older than this many periods means the reader has stopped.
+STALE_PERIODS = 10
+#: The components offered, in this order.
+COMPONENTS = ("cpu", "gpu", "ane")
+#: The most power one component can draw: above the CPU or GPU of an M-series Ultra (about
+#: 100 W each under full load).
+MAX_POWER_W = 200.0
+
+_HEADER = re.compile(r"^\*\*\* Sampled system activity")
+_POWER = re.compile(r"^(CPU|GPU|ANE) Power:\s*([0-9]+(?:\.[0-9]+)?)\s*(mW|W)\s*$")
+_COMBINED = re.compile(r"^Combined Power \(CPU \+ GPU \+ ANE\):")
+
+
+def command_for(tool: str, path: str) -> list[str]:
+    """The command line that streams samples from ``tool`` (``"macmon"`` or ``"powermetrics"``)."""
+    if tool == "macmon":
+        return [path, "pipe", "-i", str(SAMPLE_MS)]
+    return [path, "--samplers", "cpu_power,gpu_power,ane_power", "-i", str(SAMPLE_MS)]
+
+
+def parse_macmon_line(line: str) -> dict[str, float] | None:
+    """One ``macmon pipe`` line to watts by component, or None when it holds no power figures."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    watts = {}
+    for component in COMPONENTS:
+        value = data.get(f"{component}_power")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            watts[component] = float(value)
+    return watts or None
+
+
+class _PowermetricsParser:
+    """Feeds ``powermetrics`` text lines; returns a sample when one is complete."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = {}
+
+    def feed(self, line: str) -> dict[str, float] | None:
+        text = line.strip()
+        if _HEADER.match(text):
+            return self._flush()
+        match = _POWER.match(text)
+        if match:
+            component = match.group(1).lower()
+            value = float(match.group(2)) / (1000.0 if match.group(3) == "mW" else 1.0)
+            self.current.setdefault(component, value)  # the first GPU line, not the GPU section's
+            return None
+        if _COMBINED.match(text):
+            return self._flush()
+        return None
+
+    def end(self) -> dict[str, float] | None:
+        return self._flush()
+
+    def _flush(self) -> dict[str, float] | None:
+        sample, self.current = self.current, {}
+        return sample or None
+
+
+class PowerStream:
+    """One reader process for the whole run, its output parsed on a daemon thread.
+
+    :param tool: ``"macmon"`` or ``"powermetrics"``.
+    :param command: The command line (see :func:`command_for`).
+    :param popen: Starts the process (``subprocess.Popen`` signature), for tests.
+    :param stale_s: A latest sample older than this means the reader stopped sampling.
+    """
+
+    def __init__(
+        self,
+        tool: str,
+        command: Sequence[str],
+        *,
+        popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen,
+        stale_s: float = STALE_PERIODS * SAMPLE_MS / 1000,
+    ) -> None:
+        self.tool = tool
+        self.command = list(command)
+        self.stale_s = stale_s
+        self._cond = threading.Condition()
+        self._latest: dict[str, float] | None = None
+        self._latest_at = 0.0
+        self._samples = 0
+        self._users = 0
+        self._ended = False
+        self._error = ""
+        self._process = popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self._thread = threading.Thread(target=self._pump, name=f"carbonkit-{tool}", daemon=True)
+        self._thread.start()
+
+    def acquire(self) -> None:
+        self._users += 1
+
+    def release(self) -> None:
+        self._users -= 1
+        if self._users <= 0:
+            self.stop()
+
+    def latest(self) -> dict[str, float]:
+        """Return the latest sample, waiting for the first one at most :data:`FIRST_SAMPLE_TIMEOUT_S`.
+
+        :raises MeasurementError: when the reader has stopped, or gave nothing in time.
+        """
+        with self._cond:
+            if self._latest is None and not self._ended:
+                self._cond.wait_for(lambda: self._latest is not None or self._ended, FIRST_SAMPLE_TIMEOUT_S)
+            if self._latest is None:
+                raise MeasurementError(self._why("gave no sample"))
+            if self._ended or time.monotonic() - self._latest_at > self.stale_s:
+                raise MeasurementError(self._why("stopped sampling"))
+            return dict(self._latest)
+
+    def wait_samples(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` samples were parsed (for tests and diagnostics)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._samples >= count or self._ended, timeout)
+            return self._samples >= count
+
+    def stop(self) -> None:
+        """End the reader process and its thread. Safe to call more than once."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=2.0)
+        self._thread.join(timeout=2.0)
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def _why(self, what: str) -> str:
+        code = self._process.poll()
+        detail = f" (exited with status {code}{': ' + self._error if self._error else ''})" if code is not None else ""
+        return f"{PLUGIN}: {self.tool} {what}{detail}"
+
+    def _pump(self) -> None:
+        out: IO[str] | None = self._process.stdout
+        parser = _PowermetricsParser() if self.tool == "powermetrics" else None
+        try:
+            if out is not None:
+                for line in out:
+                    sample = parser.feed(line) if parser is not None else parse_macmon_line(line)
+                    if sample:
+                        self._publish(sample)
+                if parser is not None:
+                    sample = parser.end()
+                    if sample:
+                        self._publish(sample)
+        except (OSError, ValueError):
+            pass  # the pipe was closed by stop()
+        finally:
+            try:
+                self._process.wait(timeout=2.0)  # its output ended: it is exiting
+            except subprocess.TimeoutExpired:
+                pass
+            err = self._process.stderr
+            if self._process.poll() is not None and err is not None:
+                try:
+                    self._error = " ".join(err.read(500).split())
+                except (OSError, ValueError):
+                    pass
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _publish(self, sample: dict[str, float]) -> None:
+        with self._cond:
+            merged = dict(self._latest or {})
+            merged.update(sample)
+            self._latest = merged
+            self._latest_at = time.monotonic()
+            self._samples += 1
+            self._cond.notify_all()
+
+
+class AppleSiliconSource:
+    """The power of one component (``cpu``, ``gpu`` or ``ane``), in watts, from a shared stream."""
+
+    method = "measured"
+    kind = "power"
+    max_power_w = MAX_POWER_W
+
+    def __init__(self, component: str, stream: PowerStream) -> None:
+        if component not in COMPONENTS:
+            raise ValueError(f"component={component!r} is not valid: expected one of {', '.join(COMPONENTS)}")
+        self.component = component
+        self.name = f"{PLUGIN}:{component}"
+        self._stream = stream
+        self._closed = False
+        stream.acquire()
+        label = {"cpu": "CPU", "gpu": "GPU", "ane": "ANE"}[component]
+        how = "macmon pipe (no root)" if stream.tool == "macmon" else "powermetrics (root)"
+        self.info = {"reader": f"{how}, {label} power every {SAMPLE_MS} ms"}
+
+    def devices(self) -> list[str]:
+        return [{"cpu": "CPU", "gpu": "GPU", "ane": "Neural Engine"}[self.component]]
+
+    def read(self) -> list[float]:
+        """The component's power in the reader's latest sample, in watts.
+
+        :raises MeasurementError: when the reader stopped or never sampled.
+        """
+        sample = self._stream.latest()
+        if self.component not in sample:
+            raise MeasurementError(f"{self.name}: {self._stream.tool} gives no {self.component} power")
+        return [sample[self.component]]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream.release()
+
+
+def probe(
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+    is_root: Callable[[], bool] | None = None,
+    popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen,
+) -> list[AppleSiliconSource | Unavailable]:
+    """Return the CPU, GPU and ANE sources, or a note saying why there are none."""
+    root = is_root() if is_root is not None else (hasattr(os, "geteuid") and os.geteuid() == 0)
+    macmon = which("macmon")
+    powermetrics = which("powermetrics")
+    if macmon:
+        tool, path = "macmon", macmon
+    elif powermetrics and root:
+        tool, path = "powermetrics", powermetrics
+    elif powermetrics:
+        return [
+            Unavailable(
+                plugin=PLUGIN,
+                reason="powermetrics needs root and this process is not root, and no unprivileged reader "
+                "(macmon) is on PATH: Apple silicon CPU, GPU and Neural Engine power is not measured",
+                hint="install macmon (brew install macmon), which reads the same counters without root, or run "
+                "as root; carbonkit-cpu-estimate estimates the CPU meanwhile",
+                warn=True,
+            )
+        ]
+    else:
+        return [Unavailable(plugin=PLUGIN, reason="neither macmon nor powermetrics is on PATH (macOS only)")]
+    try:
+        stream = PowerStream(tool, command_for(tool, path), popen=popen)
+    except OSError as exc:
+        return [Unavailable(plugin=PLUGIN, reason=f"{tool} cannot be started: {exc}", warn=True)]
+    return [AppleSiliconSource(component, stream) for component in COMPONENTS]
+
+
+@hookimpl
+def register_power_sources(config: Config) -> list[AppleSiliconSource | Unavailable]:
+    return probe()
