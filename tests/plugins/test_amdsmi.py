@@ -271,13 +271,39 @@ def test_no_gpu_and_no_measurement(opened: list[Any]) -> None:
 def test_hook_without_driver_or_bindings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
     monkeypatch.setattr(carbonkit_amdsmi, "DRIVER_PATHS", (str(tmp_path / "kfd"),))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not (Path(p) / "amdsmi").exists()])
     (note,) = discover(environ={"CARBONKIT_SYSFS_ROOT": str(tmp_path)})
-    assert isinstance(note, Unavailable) and "no AMD GPU driver" in note.reason
+    assert isinstance(note, Unavailable) and "not installed" in note.reason and "no AMD GPU driver" in note.reason
+    assert not note.warn
     (tmp_path / "module" / "amdgpu").mkdir(parents=True)
+    (note,) = discover(environ={"CARBONKIT_SYSFS_ROOT": str(tmp_path)})
+    assert isinstance(note, Unavailable) and "not installed" in note.reason and note.warn
     monkeypatch.setitem(sys.modules, "amdsmi", None)  # import amdsmi raises ImportError
     (note,) = discover(environ={"CARBONKIT_SYSFS_ROOT": str(tmp_path)})
     assert isinstance(note, Unavailable) and "cannot be imported" in note.reason and note.warn
     assert "/opt/rocm/share/amd_smi" in note.hint
+
+
+def test_a_stand_in_module_first_on_sys_path_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The bindings are found the normal way (import amdsmi), even where no driver is visible."""
+    (tmp_path / "amdsmi.py").write_text(
+        "import sys\n"
+        "from carbonkit_tests_fake_amdsmi import FakeAmdSmi, FakeGpu\n"
+        "sys.modules[__name__] = FakeAmdSmi([FakeGpu(bus=1, power_w=123.0)])\n"
+    )
+    monkeypatch.delitem(sys.modules, "amdsmi", raising=False)
+    monkeypatch.setattr(carbonkit_amdsmi, "DRIVER_PATHS", (str(tmp_path / "kfd"),))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        (source,) = discover(environ={"CARBONKIT_SYSFS_ROOT": str(tmp_path)})
+        assert isinstance(source, AmdSmiSource) and source.kind == "energy"
+        fake = sys.modules["amdsmi"]
+        fake.advance(2.0)
+        assert source.read() == pytest.approx([246.0], abs=1e-4)
+        source.close()
+        assert fake.inits == 0
+    finally:
+        sys.modules.pop("amdsmi", None)
 
 
 def test_plugin_is_valid_through_pluggy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,3 +323,17 @@ def test_fake_has_the_real_status_codes() -> None:
     err = fa.AmdSmiLibraryException(-2)
     assert err.err_code == 2 and "Feature not supported" in str(err)
     assert issubclass(fa.AmdSmiRetryException, fa.AmdSmiLibraryException)
+
+
+def test_bindings_with_only_the_energy_calls(opened: list[Any]) -> None:
+    """Older or reduced bindings (no BDF, ASIC, KFD or partition calls): each handle is one GPU."""
+    full = two_mi300x(version="6.2")
+    minimal = ModuleType("amdsmi")
+    for name in ("amdsmi_init", "amdsmi_shut_down", "amdsmi_get_processor_handles", "amdsmi_get_energy_count"):
+        setattr(minimal, name, getattr(full, name))
+    minimal.AmdSmiException = fa.AmdSmiException  # type: ignore[attr-defined]
+    energy = by_kind(run(minimal, opened))["energy"]
+    assert energy.devices() == ["gpu0 AMD GPU (position 0)", "gpu1 AMD GPU (position 1)"]
+    full.advance(1.0)
+    assert energy.read() == pytest.approx([400.0, 250.0], abs=1e-4)
+    assert energy.max_power_w == carbonkit_amdsmi.DEFAULT_MAX_POWER_W

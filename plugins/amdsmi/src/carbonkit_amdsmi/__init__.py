@@ -28,6 +28,7 @@ The module is injected (``amdsmi=``), so tests run against a stand-in.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from carbonkit import MeasurementError, Unavailable, hookimpl
 
-from ._select import VISIBILITY_VARIABLES, Device, PhysicalGpu, group, list_devices, visible
+from ._select import VISIBILITY_VARIABLES, Device, PhysicalGpu, errors, group, list_devices, visible
 
 if TYPE_CHECKING:
     from carbonkit import Config
@@ -108,7 +109,7 @@ class _Library:
         if self.users == 0:
             try:
                 self.amdsmi.amdsmi_shut_down()
-            except self.amdsmi.AmdSmiException as exc:
+            except errors(self.amdsmi) as exc:
                 _logger.debug("amdsmi_shut_down failed: %s", exc)
 
 
@@ -217,7 +218,7 @@ class AmdSmiSource:
                 continue
             try:
                 count, resolution_uj = self._count(i)
-            except self._amdsmi.AmdSmiException as exc:
+            except errors(self._amdsmi) as exc:
                 self._failed(i, exc, "its energy so far is kept")
                 continue
             last = self._last[i]
@@ -245,7 +246,7 @@ class AmdSmiSource:
                 continue
             try:
                 info = self._amdsmi.amdsmi_get_power_info(self._handles[i])
-            except self._amdsmi.AmdSmiException as exc:
+            except errors(self._amdsmi) as exc:
                 self._failed(i, exc, "it reads 0 W from now on")
                 continue
             value = info.get(self._fields[i])
@@ -282,10 +283,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _ceiling(amdsmi: ModuleType, gpu: PhysicalGpu) -> float:
+    call = getattr(amdsmi, "amdsmi_get_power_cap_info", None)
+    if call is None:
+        return DEFAULT_MAX_POWER_W
     for device in gpu.devices:
         try:
-            caps = amdsmi.amdsmi_get_power_cap_info(device.handle)
-        except amdsmi.AmdSmiException as exc:
+            caps = call(device.handle)
+        except errors(amdsmi) as exc:
             _logger.debug("%s: no power cap from amdsmi (%s)", gpu.label, _one_line(exc))
             continue
         top = caps.get("max_power_cap") if isinstance(caps, dict) else None
@@ -340,8 +344,21 @@ def discover(
     """
     env = os.environ if environ is None else environ
     if amdsmi is None:
-        if "amdsmi" not in sys.modules and not _driver_present(env):
-            return [_unavailable("no AMD GPU driver on this machine (no /dev/kfd, no amdgpu module)")]
+        driver = _driver_present(env)
+        try:
+            findable = "amdsmi" in sys.modules or importlib.util.find_spec("amdsmi") is not None
+        except (ImportError, ValueError):
+            findable = False
+        if not findable:
+            return [
+                _unavailable(
+                    "the amdsmi Python bindings are not installed"
+                    + ("" if driver else " (and there is no AMD GPU driver here: no /dev/kfd, no amdgpu module)"),
+                    "install the bindings that match your ROCm: pip install /opt/rocm/share/amd_smi "
+                    "(or pip install amdsmi==<your ROCm version>)",
+                    warn=driver,  # an AMD driver is here: the user wants these GPUs measured
+                )
+            ]
         try:
             import amdsmi as module  # type: ignore[import-not-found, unused-ignore]
         except Exception as exc:  # the real module loads libamd_smi.so at import: OSError too
@@ -350,14 +367,14 @@ def discover(
                     f"the amdsmi Python bindings cannot be imported ({_one_line(exc)})",
                     "install the bindings that match your ROCm: pip install /opt/rocm/share/amd_smi "
                     "(or pip install amdsmi==<your ROCm version>)",
-                    warn=True,  # an AMD driver is here: the user wants these GPUs measured
+                    warn=driver,
                 )
             ]
         amdsmi = module
     library = _Library(amdsmi)
     try:
         library.acquire()
-    except amdsmi.AmdSmiException as exc:
+    except errors(amdsmi) as exc:
         return [_init_failed(exc)]
     try:
         return _discover(amdsmi, library, env)
@@ -368,7 +385,7 @@ def discover(
 def _discover(amdsmi: ModuleType, library: _Library, environ: Mapping[str, str]) -> list[AmdSmiSource | Unavailable]:
     try:
         everything = list_devices(amdsmi)
-    except amdsmi.AmdSmiException as exc:
+    except errors(amdsmi) as exc:
         return [_unavailable(f"amdsmi cannot list the GPUs ({_one_line(exc)})", "check that amd-smi works", warn=True)]
     if not everything:
         return [_unavailable("amdsmi is installed but finds no AMD GPU")]
@@ -431,7 +448,7 @@ def _discover(amdsmi: ModuleType, library: _Library, environ: Mapping[str, str])
                     gpu_max_power_w=[_ceiling(amdsmi, g) for g, _, _ in power],
                 )
             )
-    except (amdsmi.AmdSmiException, MeasurementError) as exc:
+    except (errors(amdsmi), MeasurementError) as exc:
         for source in sources:
             source.close()  # type: ignore[union-attr]
         return [_unavailable(f"amdsmi stopped answering while the sources were set up ({_one_line(exc)})", warn=True)]
@@ -439,10 +456,13 @@ def _discover(amdsmi: ModuleType, library: _Library, environ: Mapping[str, str])
 
 
 def _energy_handle(amdsmi: ModuleType, gpu: PhysicalGpu) -> tuple[Any, str] | None:
+    call = getattr(amdsmi, "amdsmi_get_energy_count", None)
+    if call is None:
+        return None
     for device in gpu.devices:
         try:
-            result = amdsmi.amdsmi_get_energy_count(device.handle)
-        except amdsmi.AmdSmiException as exc:
+            result = call(device.handle)
+        except errors(amdsmi) as exc:
             _logger.debug("%s: %s: no energy accumulator (%s)", gpu.label, device.bdf, _one_line(exc))
             continue
         if any(key in result for key in ENERGY_KEYS) and result.get("counter_resolution", 0) > 0:
@@ -451,10 +471,13 @@ def _energy_handle(amdsmi: ModuleType, gpu: PhysicalGpu) -> tuple[Any, str] | No
 
 
 def _power_handle(amdsmi: ModuleType, gpu: PhysicalGpu) -> tuple[Any, str] | None:
+    call = getattr(amdsmi, "amdsmi_get_power_info", None)
+    if call is None:
+        return None
     for device in gpu.devices:
         try:
-            info = amdsmi.amdsmi_get_power_info(device.handle)
-        except amdsmi.AmdSmiException as exc:
+            info = call(device.handle)
+        except errors(amdsmi) as exc:
             _logger.debug("%s: %s: no power reading (%s)", gpu.label, device.bdf, _one_line(exc))
             continue
         for field in POWER_FIELDS:

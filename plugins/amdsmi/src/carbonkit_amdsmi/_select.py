@@ -89,7 +89,13 @@ class PhysicalGpu:
     def label(self) -> str:
         d = self.primary
         mode = f" {self.compute_partition}" if self.compute_partition and self.compute_partition != "SPX" else ""
-        return f"gpu{d.index} {d.name} ({d.physical_bdf}{mode})"
+        return f"gpu{d.index} {d.name} ({d.physical_bdf or f'position {d.position}'}{mode})"
+
+
+def errors(amdsmi: ModuleType) -> type[Exception]:
+    """The bindings' base exception, ``AmdSmiException`` (any ``Exception`` if the module has none)."""
+    base = getattr(amdsmi, "AmdSmiException", None)
+    return base if isinstance(base, type) and issubclass(base, Exception) else Exception
 
 
 def _normalise(value: str) -> str:
@@ -142,7 +148,7 @@ def _optional(amdsmi: ModuleType, function: str, handle: Any, default: Any) -> A
         return default
     try:
         return call(handle)
-    except amdsmi.AmdSmiException as exc:
+    except errors(amdsmi) as exc:
         _logger.debug("amdsmi: %s failed: %s", function, exc)
         return default
 
