@@ -212,3 +212,21 @@ def test_hook_reads_carbonkit_sysfs_root(tmp_path: Path, monkeypatch: pytest.Mon
     (source,) = offers["register_power_sources"]
     assert source.name == "intel_gpu:energy"
     assert os.path.isabs(str(source.gpus[0].counter))
+
+
+def test_a_copied_tree_without_links(tmp_path: Path) -> None:
+    """A tree copied without symlinks (cp -r, a container's bind mount of files): the driver comes
+    from the device's uevent, else from the hwmon device's name."""
+    for number, (card, how) in enumerate((("card0", "uevent"), ("card1", "name")), start=1):
+        device = tmp_path / "class" / "drm" / card / "device"
+        if how == "uevent":
+            write(device / "uevent", "DRIVER=xe\nPCI_CLASS=30000\nPCI_ID=8086:E20B\n")
+        hw = device / "hwmon" / f"hwmon{number}"
+        write(hw / "name", "xe" if how == "uevent" else "i915")
+        write(hw / "energy1_input", 1_000_000 * number)
+    write(tmp_path / "class" / "drm" / "card2" / "device" / "uevent", "DRIVER=amdgpu\n")
+    (source,) = probe(tmp_path)
+    assert source.devices() == ["card0 xe (device, device)", "card1 i915 (device, device)"]
+    write(tmp_path / "class" / "drm" / "card0" / "device" / "hwmon" / "hwmon1" / "energy1_input", 3_000_000)
+    assert source.read() == pytest.approx([2.0, 0.0])
+    source.close()

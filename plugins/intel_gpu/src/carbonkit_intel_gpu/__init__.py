@@ -107,10 +107,15 @@ class Scan:
 
 
 def _driver(device: Path) -> str:
+    """The device's driver: its ``driver`` link, else ``DRIVER=`` in its ``uevent``, else ""."""
     try:
         return os.path.basename(os.readlink(device / "driver"))
     except OSError:
-        return ""
+        pass
+    for line in (read_text(device / "uevent") or "").splitlines():
+        if line.startswith("DRIVER="):
+            return line.partition("=")[2].strip()
+    return ""
 
 
 def _pick_counter(hwmon: Path) -> tuple[Path, str, int] | None:
@@ -158,6 +163,10 @@ def scan(root: Path) -> Scan:
     for card in cards:
         device = card / "device"
         driver = _driver(device)
+        named = {h: read_text(h / "name") for h in sorted((device / "hwmon").glob("hwmon*"))}
+        if not driver:
+            # No driver link or uevent (a copied tree): the hwmon device's name is the driver's.
+            driver = next((n for n in named.values() if n in DRIVERS), "")
         if driver not in DRIVERS:
             skipped.append(f"{card.name} (driver {driver or 'unknown'}, not {' or '.join(DRIVERS)})")
             continue
@@ -169,7 +178,9 @@ def scan(root: Path) -> Scan:
         if real in seen:
             continue
         seen.add(real)
-        hwmons = [h for h in sorted((device / "hwmon").glob("hwmon*")) if read_text(h / "name") == driver]
+        # The hwmon device named after the driver (i915's per-tile ones are i915_gt<n>); an
+        # unnamed one only if none is named.
+        hwmons = [h for h, n in named.items() if n == driver] or [h for h, n in named.items() if n is None]
         picked = None
         hwmon = None
         for hwmon in hwmons:
