@@ -147,6 +147,7 @@ def test_powermetrics_as_root(bin_dir: Path, opened: list[Any]) -> None:
     assert list(sources) == ["cpu", "gpu", "ane"]
     stream = sources["cpu"]._stream
     assert stream.wait_samples(2, timeout=30)
+    assert stream._samples == 2  # the GPU sections' lines make no samples of their own
     # The latest sample; GPU from the SoC energy model's line, not the GPU section's.
     assert [sources[c].read() for c in ("cpu", "gpu", "ane")] == [[3.2], [0.9], [0.0]]
     assert (bin_dir / "powermetrics.args").read_text().split("\n") == [
@@ -222,6 +223,13 @@ def test_parsers_take_units_as_written() -> None:
              "ANE Power: 0 mW", "Combined Power (CPU + GPU + ANE): 1750 mW"]
     results = [parser.feed(line) for line in lines]
     assert results[-1] == {"cpu": 1.5, "gpu": 0.25, "ane": 0.0}
+    # The GPU section's own GPU Power line after the combined line is no sample.
+    assert parser.feed("**** GPU usage ****") is None and parser.feed("GPU Power: 240 mW") is None
+    assert parser.end() is None
+    # Older macOS without the combined line: the sample ends at the next header.
+    assert parser.feed("*** Sampled system activity (y) (500ms elapsed) ***") is None
+    assert parser.feed("CPU Power: 700 mW") is None and parser.feed("GPU Power: 20 mW") is None
+    assert parser.feed("*** Sampled system activity (z) (500ms elapsed) ***") == {"cpu": 0.7, "gpu": 0.02}
     assert carbonkit_powermetrics.parse_macmon_line("not json") is None
     assert carbonkit_powermetrics.parse_macmon_line('{"cpu_power": -1}') is None
 
@@ -231,3 +239,28 @@ def test_hook_through_pluggy(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     offers = assert_plugin_valid(carbonkit_powermetrics)
     assert sorted(s.name for s in offers["register_power_sources"]) == [
         "powermetrics:ane", "powermetrics:cpu", "powermetrics:gpu"]
+
+
+ONE_SHOT = """#!{python}
+import pathlib, sys
+here = pathlib.Path(__file__).parent
+runs = here / "runs"
+n = int(runs.read_text()) if runs.exists() else 0
+runs.write_text(str(n + 1))
+sys.stdout.write("{preamble}" + (here / "sample.out").read_text().replace("CPU Power: 1000 mW", f"CPU Power: {{1000 + n}} mW"))
+"""
+
+
+def test_a_reader_that_prints_one_sample_and_exits_is_started_again(bin_dir: Path, opened: list[Any]) -> None:
+    """Like ``powermetrics -n 1``: each run prints one sample and exits 0; the next read starts it again."""
+    script = bin_dir / "powermetrics"
+    script.write_text(ONE_SHOT.format(python=sys.executable, preamble=PREAMBLE.replace("\n", "\\n")))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    (bin_dir / "sample.out").write_text(powermetrics_sample(1000, 500, 0, 480))
+    opened.extend(probe(is_root=lambda: True))
+    cpu = by_component(opened)["cpu"]
+    stream = cpu._stream
+    assert cpu.read()[0] >= 1.0
+    assert stream.wait_samples(3, timeout=30)  # the stream ran it again after each run
+    assert cpu.read()[0] >= 1.002
+    assert stream.runs >= 3

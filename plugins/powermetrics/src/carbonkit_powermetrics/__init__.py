@@ -98,15 +98,25 @@ def parse_macmon_line(line: str) -> dict[str, float] | None:
 
 
 class _PowermetricsParser:
-    """Feeds ``powermetrics`` text lines; returns a sample when one is complete."""
+    """Feeds ``powermetrics`` text lines; returns a sample when one is complete.
+
+    A sample is complete at its ``Combined Power`` line (macOS 13 and later), else at the next
+    sample's header or the end of the output. Power lines after the combined line (the GPU
+    section's own ``GPU Power``) belong to no sample and are ignored.
+    """
 
     def __init__(self) -> None:
         self.current: dict[str, float] = {}
+        self.complete = False
 
     def feed(self, line: str) -> dict[str, float] | None:
         text = line.strip()
         if _HEADER.match(text):
-            return self._flush()
+            sample = self._flush()
+            self.complete = False
+            return sample
+        if self.complete:
+            return None
         match = _POWER.match(text)
         if match:
             component = match.group(1).lower()
@@ -114,7 +124,9 @@ class _PowermetricsParser:
             self.current.setdefault(component, value)  # the first GPU line, not the GPU section's
             return None
         if _COMBINED.match(text):
-            return self._flush()
+            sample = self._flush()
+            self.complete = True
+            return sample
         return None
 
     def end(self) -> dict[str, float] | None:
@@ -126,7 +138,11 @@ class _PowermetricsParser:
 
 
 class PowerStream:
-    """One reader process for the whole run, its output parsed on a daemon thread.
+    """One reader process, its output parsed on a daemon thread that keeps the latest sample.
+
+    A reader that ends normally (status 0) after giving samples (one started with a sample
+    count, like ``powermetrics -n 1``) is started again by the same thread after one sampling
+    period; one that fails or gives nothing is not.
 
     :param tool: ``"macmon"`` or ``"powermetrics"``.
     :param command: The command line (see :func:`command_for`).
@@ -145,21 +161,17 @@ class PowerStream:
         self.tool = tool
         self.command = list(command)
         self.stale_s = stale_s
+        self.runs = 0
+        self._popen = popen
         self._cond = threading.Condition()
+        self._stop = threading.Event()
         self._latest: dict[str, float] | None = None
         self._latest_at = 0.0
         self._samples = 0
         self._users = 0
         self._ended = False
         self._error = ""
-        self._process = popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
+        self._process = self._spawn()
         self._thread = threading.Thread(target=self._pump, name=f"carbonkit-{tool}", daemon=True)
         self._thread.start()
 
@@ -174,7 +186,7 @@ class PowerStream:
     def latest(self) -> dict[str, float]:
         """Return the latest sample, waiting for the first one at most :data:`FIRST_SAMPLE_TIMEOUT_S`.
 
-        :raises MeasurementError: when the reader has stopped, or gave nothing in time.
+        :raises MeasurementError: when the reader failed or stopped, or gave nothing in time.
         """
         with self._cond:
             if self._latest is None and not self._ended:
@@ -193,17 +205,35 @@ class PowerStream:
 
     def stop(self) -> None:
         """End the reader process and its thread. Safe to call more than once."""
-        if self._process.poll() is None:
-            self._process.terminate()
+        self._stop.set()
+        with self._cond:
+            process = self._process
+        self._end(process)
+        self._thread.join(timeout=5.0)
+        with self._cond:
+            process = self._process  # a run started just before the stop
+        self._end(process)
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        self.runs += 1
+        return self._popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+
+    @staticmethod
+    def _end(process: subprocess.Popen[str]) -> None:
+        if process.poll() is None:
+            process.terminate()
             try:
-                self._process.wait(timeout=2.0)
+                process.wait(timeout=2.0)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=2.0)
-        self._thread.join(timeout=2.0)
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
+                process.kill()
+                process.wait(timeout=2.0)
 
     def _why(self, what: str) -> str:
         code = self._process.poll()
@@ -211,34 +241,61 @@ class PowerStream:
         return f"{PLUGIN}: {self.tool} {what}{detail}"
 
     def _pump(self) -> None:
-        out: IO[str] | None = self._process.stdout
+        try:
+            while True:
+                process = self._process
+                produced = self._drain(process)
+                if self._stop.is_set() or process.returncode != 0 or produced == 0:
+                    return
+                # It ended normally after sampling: run it again one sampling period later.
+                if self._stop.wait(SAMPLE_MS / 1000):
+                    return
+                with self._cond:
+                    if self._stop.is_set():
+                        return
+                    try:
+                        self._process = self._spawn()
+                    except OSError as exc:
+                        self._error = str(exc)
+                        return
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _drain(self, process: subprocess.Popen[str]) -> int:
+        """Parse one run's output until it ends; return how many samples it gave."""
+        produced = 0
         parser = _PowermetricsParser() if self.tool == "powermetrics" else None
+        out: IO[str] | None = process.stdout
         try:
             if out is not None:
                 for line in out:
                     sample = parser.feed(line) if parser is not None else parse_macmon_line(line)
                     if sample:
                         self._publish(sample)
+                        produced += 1
                 if parser is not None:
                     sample = parser.end()
                     if sample:
                         self._publish(sample)
+                        produced += 1
         except (OSError, ValueError):
-            pass  # the pipe was closed by stop()
-        finally:
+            pass
+        try:
+            process.wait(timeout=2.0)  # its output ended: it is exiting
+        except subprocess.TimeoutExpired:
+            self._end(process)
+        err = process.stderr
+        if err is not None:
             try:
-                self._process.wait(timeout=2.0)  # its output ended: it is exiting
-            except subprocess.TimeoutExpired:
+                self._error = " ".join(err.read(500).split())
+            except (OSError, ValueError):
                 pass
-            err = self._process.stderr
-            if self._process.poll() is not None and err is not None:
-                try:
-                    self._error = " ".join(err.read(500).split())
-                except (OSError, ValueError):
-                    pass
-            with self._cond:
-                self._ended = True
-                self._cond.notify_all()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        return produced
 
     def _publish(self, sample: dict[str, float]) -> None:
         with self._cond:
