@@ -169,3 +169,26 @@ def test_hook_reads_carbonkit_sysfs_root(tmp_path: Path, monkeypatch: pytest.Mon
     offers = assert_plugin_valid(carbonkit_jetson)
     names = sorted(s.name for s in offers["register_power_sources"])
     assert names == ["jetson:board", "jetson:cpu", "jetson:gpu"]
+
+
+def test_a_tracked_run_counts_the_module_once_and_drops_the_cpu_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import carbonkit_cpu_estimate
+    from carbonkit.testing import tracker_for
+
+    iio_monitor(tmp_path, "6-0040", {"POM_5V_IN": 7200, "POM_5V_GPU": 2100, "POM_5V_CPU": 1800})
+    monkeypatch.setenv("CARBONKIT_SYSFS_ROOT", str(tmp_path))
+    monkeypatch.setenv("CARBONKIT_CPU_TDP_W", "65")
+    with tracker_for(carbonkit_jetson, carbonkit_cpu_estimate, location="WORLD", interval_s=0.01) as t:
+        sum(range(200_000))
+    components = t.report.components
+    assert set(components) == {"cpu", "gpu", "board"}
+    assert components["cpu"].sources == ("jetson:cpu",) and components["cpu"].method == "measured"
+    assert [d.component for d in t.report.dropped_sources if d.name.startswith("cpu_estimate")] == ["cpu"]
+    total = sum(c.it_energy_kwh for c in components.values())
+    assert total > 0
+    # Constant rails: each component's share of the energy is its share of the 7.2 W input.
+    assert components["cpu"].it_energy_kwh / total == pytest.approx(1.8 / 7.2)
+    assert components["gpu"].it_energy_kwh / total == pytest.approx(2.1 / 7.2)
+    assert components["board"].it_energy_kwh / total == pytest.approx(3.3 / 7.2)
