@@ -96,9 +96,9 @@ def test_power_is_read_where_there_is_no_accumulator(opened: list[Any]) -> None:
     """A VM guest (no accumulator): power in W; on an MI200-like GPU current_socket_power is N/A."""
     fake = FakeAmdSmi(
         [
-            FakeGpu(bus=1, power_w=310.0, energy=False),
-            FakeGpu(bus=2, power_w=180.0, energy=False, current_power=False),
-            FakeGpu(bus=3, power_w=200.0),
+            FakeGpu(bus=1, serial=1, power_w=310.0, energy=False),
+            FakeGpu(bus=2, serial=2, power_w=180.0, energy=False, current_power=False),
+            FakeGpu(bus=3, serial=3, power_w=200.0),
         ]
     )
     kinds = by_kind(run(fake, opened))
@@ -337,3 +337,22 @@ def test_bindings_with_only_the_energy_calls(opened: list[Any]) -> None:
     full.advance(1.0)
     assert energy.read() == pytest.approx([400.0, 250.0], abs=1e-4)
     assert energy.max_power_w == carbonkit_amdsmi.DEFAULT_MAX_POWER_W
+
+
+def test_partitions_with_their_own_bdf_are_grouped_by_uuid(opened: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where partitions show different buses, the UUID (from the real ASIC serial) still makes them one GPU;
+    GPUs whose serial reads 0 share a UUID and are not merged."""
+    fake = FakeAmdSmi([FakeGpu(bus=0x0C, partitions=4, compute_partition="QPX", power_w=500.0),
+                       FakeGpu(bus=0x40, serial=0, power_w=100.0), FakeGpu(bus=0x50, serial=0, power_w=100.0)])
+    real_bdf = fake.amdsmi_get_gpu_device_bdf
+
+    def bdf_per_partition(handle: Any) -> str:
+        text = real_bdf(handle)
+        return text if handle.partition == 0 else f"0000:{0x0C + 0x10 * handle.partition:02x}:00.0"
+
+    monkeypatch.setattr(fake, "amdsmi_get_gpu_device_bdf", bdf_per_partition)
+    energy = by_kind(run(fake, opened))["energy"]
+    assert energy.devices() == ["gpu0 AMD Instinct MI300X (0000:0c:00 QPX)", "gpu4 AMD Instinct MI300X (0000:40:00)",
+                                "gpu5 AMD Instinct MI300X (0000:50:00)"]
+    fake.advance(1.0)
+    assert energy.read() == pytest.approx([500.0, 100.0, 100.0], abs=1e-4)

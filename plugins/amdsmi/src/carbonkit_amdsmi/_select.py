@@ -18,10 +18,10 @@ device is skipped with a warning.
 
 With compute partitions (MI300: DPX, QPX, CPX) each partition is a device of its own, but the
 energy accumulator and the power sensor belong to the whole physical GPU: the devices are
-grouped by PCI domain, bus and device (partitions differ only in the function digit), and each
-physical GPU is measured once, whole, whichever of its partitions are selected. (The amdsmi UUID
-is not used for grouping: it is generated from the ASIC serial and the device id, so GPUs whose
-serial reads 0 would all look like one.)
+grouped by PCI domain, bus and device (partitions differ only in the function digit) and by
+amdsmi UUID (generated from the ASIC serial and the device id, so the same for every partition;
+used only where the serial is a real one, since GPUs whose serial reads 0 would all share a
+UUID), and each physical GPU is measured once, whole, whichever of its partitions are selected.
 """
 
 from __future__ import annotations
@@ -195,23 +195,54 @@ def _match(entry: str, candidates: Sequence[Device], *, by_index: bool) -> Devic
     return None
 
 
+def _serial_is_real(serial: str) -> bool:
+    digits = _normalise(serial)
+    return bool(digits) and digits != "n/a" and set(digits) != {"0"} and set(digits) != {"f"}
+
+
+def _physical_keys(everything: Sequence[Device]) -> dict[int, str]:
+    """Each device's physical GPU (by position): devices sharing a PCI domain:bus:device, or an
+    amdsmi UUID backed by a real ASIC serial, are one GPU."""
+    parent = {d.position: d.position for d in everything}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for device in everything:
+        keys = [f"bdf {device.physical_bdf}"] if device.physical_bdf else []
+        if device.uuid and _serial_is_real(device.serial):
+            keys.append(f"uuid {_normalise(device.uuid)}")
+        for key in keys:
+            if key in first:
+                parent[find(device.position)] = find(first[key])
+            else:
+                first[key] = device.position
+    by_position = {d.position: d for d in everything}
+    return {
+        d.position: by_position[find(d.position)].physical_bdf or f"position {find(d.position)}" for d in everything
+    }
+
+
 def group(devices: Sequence[Device], everything: Sequence[Device], amdsmi: ModuleType) -> list[PhysicalGpu]:
     """Group the selected devices into physical GPUs, in the order of their first device.
 
     ``everything`` is every device amdsmi lists: a physical GPU is read through its first
     partition that answers, even where that partition is not selected.
     """
-    def physical(device: Device) -> str:
-        return device.physical_bdf or f"position {device.position}"
+    physical = _physical_keys(everything)
 
     wanted: list[str] = []
     for device in devices:
-        if physical(device) not in wanted:
-            wanted.append(physical(device))
+        if physical[device.position] not in wanted:
+            wanted.append(physical[device.position])
     gpus = []
     for name in wanted:
         members = sorted(
-            (d for d in everything if physical(d) == name),
+            (d for d in everything if physical[d.position] == name),
             key=lambda d: (d.partition_id if d.partition_id is not None else d.position, d.position),
         )
         compute = _optional(amdsmi, "amdsmi_get_gpu_compute_partition", members[0].handle, "")
