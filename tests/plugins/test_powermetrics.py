@@ -181,13 +181,23 @@ def test_no_tool_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(note, Unavailable) and not note.warn and "neither macmon nor powermetrics" in note.reason
 
 
-def test_a_reader_that_exits_is_a_measurement_error(bin_dir: Path, opened: list[Any]) -> None:
+def test_a_reader_that_fails_at_once_is_a_note(bin_dir: Path) -> None:
     install(bin_dir, "powermetrics", "", fail="powermetrics must be invoked as the superuser")
-    opened.extend(probe(is_root=lambda: True))
-    cpu = by_component(opened)["cpu"]
-    assert not cpu._stream.wait_samples(1, timeout=30)
-    with pytest.raises(MeasurementError, match="gave no sample.*superuser"):
-        cpu.read()
+    (note,) = probe(is_root=lambda: True, wait_s=60)  # returns as soon as the reader has ended
+    assert isinstance(note, Unavailable) and note.warn
+    assert "gave no sample" in note.reason and "status 1" in note.reason and "superuser" in note.reason
+
+
+def test_a_reader_that_exits_later_is_a_measurement_error(bin_dir: Path) -> None:
+    install(bin_dir, "powermetrics", "", fail="powermetrics must be invoked as the superuser")
+    stream = PowerStream("powermetrics", command_for("powermetrics", str(bin_dir / "powermetrics")))
+    source = AppleSiliconSource("cpu", stream)
+    try:
+        assert not stream.wait_samples(1, timeout=30)
+        with pytest.raises(MeasurementError, match="gave no sample.*superuser"):
+            source.read()
+    finally:
+        source.close()
 
 
 def test_samples_stop_coming(bin_dir: Path) -> None:
@@ -260,6 +270,7 @@ def test_a_reader_that_prints_one_sample_and_exits_is_started_again(bin_dir: Pat
     opened.extend(probe(is_root=lambda: True))
     cpu = by_component(opened)["cpu"]
     stream = cpu._stream
+    assert stream.wait_samples(1, timeout=30)
     assert cpu.read()[0] >= 1.0
     assert stream.wait_samples(3, timeout=30)  # the stream ran it again after each run
     assert cpu.read()[0] >= 1.002

@@ -61,6 +61,8 @@ PLUGIN = "powermetrics"
 SAMPLE_MS = 500
 #: The longest the first ``read()`` waits for the reader's first sample.
 FIRST_SAMPLE_TIMEOUT_S = 1.5
+#: The longest the hook waits for the first sample (the core gives a hook 2 s).
+HOOK_WAIT_S = 1.0
 #: A sample older than this many periods means the reader has stopped.
 STALE_PERIODS = 10
 #: The components offered, in this order.
@@ -235,6 +237,16 @@ class PowerStream:
                 process.kill()
                 process.wait(timeout=2.0)
 
+    @property
+    def ended(self) -> bool:
+        """Whether the reader has stopped for good (failed, gave nothing, or was stopped)."""
+        with self._cond:
+            return self._ended
+
+    def describe(self, what: str) -> str:
+        """``"<plugin>: <tool> <what> (exited with status <n>: <its message>)"``."""
+        return self._why(what)
+
     def _why(self, what: str) -> str:
         code = self._process.poll()
         detail = f" (exited with status {code}{': ' + self._error if self._error else ''})" if code is not None else ""
@@ -350,8 +362,13 @@ def probe(
     which: Callable[[str], str | None] = shutil.which,
     is_root: Callable[[], bool] | None = None,
     popen: Callable[..., subprocess.Popen[str]] = subprocess.Popen,
+    wait_s: float = HOOK_WAIT_S,
 ) -> list[AppleSiliconSource | Unavailable]:
-    """Return the CPU, GPU and ANE sources, or a note saying why there are none."""
+    """Return the CPU, GPU and ANE sources, or a note saying why there are none.
+
+    :param wait_s: How long to wait for the reader's first sample, so that a reader failing
+        at once becomes a note (with its message) rather than sources that fail.
+    """
     root = is_root() if is_root is not None else (hasattr(os, "geteuid") and os.geteuid() == 0)
     macmon = which("macmon")
     powermetrics = which("powermetrics")
@@ -376,6 +393,11 @@ def probe(
         stream = PowerStream(tool, command_for(tool, path), popen=popen)
     except OSError as exc:
         return [Unavailable(plugin=PLUGIN, reason=f"{tool} cannot be started: {exc}", warn=True)]
+    # A reader that fails at once (not root after all, an unsupported Mac) becomes a note now,
+    # with its message, rather than a source that fails on its first read.
+    if not stream.wait_samples(1, timeout=wait_s) and stream.ended:
+        stream.stop()
+        return [Unavailable(plugin=PLUGIN, reason=stream.describe("gave no sample"), warn=True)]
     return [AppleSiliconSource(component, stream) for component in COMPONENTS]
 
 
