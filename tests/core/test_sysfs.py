@@ -18,7 +18,7 @@ def test_sysfs_root() -> None:
     assert sysfs_root({"CARBONKIT_SYSFS_ROOT": "/host/sys"}) == Path("/host/sys")
 
 
-def test_read_helpers(tmp_path: Path) -> None:
+def test_read_text_and_read_int(tmp_path: Path) -> None:
     (tmp_path / "n").write_text("42\n")
     (tmp_path / "t").write_text("amd_energy\n")
     assert read_int(tmp_path / "n") == 42 and read_int(tmp_path / "t") is None and read_int(tmp_path / "x") is None

@@ -358,7 +358,7 @@ class FakeAmdSmi(ModuleType):
             "max_power_cap": gpu.max_power_cap_uw,
         }
 
-    # -- helpers ----------------------------------------------------------------------------
+    # -- internals ---------------------------------------------------------------------------
 
     def _check_init(self) -> None:
         if self.inits == 0:

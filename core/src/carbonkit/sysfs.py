@@ -1,4 +1,4 @@
-"""Helpers for plugins that read Linux sysfs: where it is mounted, and cumulative counter files.
+"""Support for plugins that read Linux sysfs: where it is mounted, and cumulative counter files.
 
 - :func:`sysfs_root` is the sysfs mount every sysfs plugin reads from: ``$CARBONKIT_SYSFS_ROOT``
   when set and not blank (a container that mounts the host's sysfs at ``/host/sys``, or a test's
