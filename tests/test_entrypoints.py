@@ -17,7 +17,10 @@ from carbonkit.testing import assert_plugin_valid
 pytestmark = pytest.mark.entrypoints
 
 WORKSPACE_PLUGINS = {
+    "amd_energy",
+    "amdsmi",
     "cpu_estimate",
+    "intel_gpu",
     "intensity_dk",
     "intensity_eia",
     "intensity_electricitymaps",
@@ -25,8 +28,10 @@ WORKSPACE_PLUGINS = {
     "intensity_gb",
     "intensity_static",
     "intensity_watttime",
+    "jetson",
     "location",
     "nvml",
+    "powermetrics",
     "rapl",
 }
 
