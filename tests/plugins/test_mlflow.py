@@ -10,7 +10,13 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 
 import carbonkit_mlflow  # noqa: E402
-from carbonkit.testing import FakeIntensity, FakePowerSource, assert_plugin_valid, tracker_for  # noqa: E402
+from carbonkit.testing import (  # noqa: E402
+    FakeIntensity,
+    FakePowerSource,
+    RecordingReporter,
+    assert_plugin_valid,
+    tracker_for,
+)
 
 
 @pytest.fixture
@@ -39,7 +45,9 @@ def test_epochs_report_and_provenance_reach_the_active_run(store, monkeypatch):
     monkeypatch.setenv("CARBONKIT_HOST", "ml-node")
     with mlflow.start_run() as active:
         mlflow.log_metric("loss", 1.0, step=0)  # the user's own metrics are left alone
-        t = make(carbonkit_mlflow, epochs=3, tags={"job": "train?token=hunter2"})
+        [exporter] = carbonkit_mlflow.register_reporters()
+        recorder = RecordingReporter()
+        t = make(epochs=3, tags={"job": "train?token=hunter2"}, reporters=[exporter, recorder])
         for _ in range(3):
             t.epoch_start()
             t.epoch_end()
@@ -48,7 +56,8 @@ def test_epochs_report_and_provenance_reach_the_active_run(store, monkeypatch):
     run = client.get_run(active.info.run_id)
     history = client.get_metric_history(run.info.run_id, "carbonkit.epoch.co2eq_g")
     assert [m.step for m in history] == [0, 1, 2]
-    assert [m.value for m in history] == pytest.approx([e.co2eq_g for e in report.epochs], rel=1e-12)
+    # As the tracker emitted each epoch (priced with the intensity known when it ended).
+    assert [m.value for m in history] == pytest.approx([e.co2eq_g for e in recorder.events("on_epoch")], rel=1e-12)
     energy = client.get_metric_history(run.info.run_id, "carbonkit.epoch.energy_kwh")
     assert [m.value for m in energy] == pytest.approx([e.energy_kwh for e in report.epochs], rel=1e-12)
     assert run.data.metrics["carbonkit.co2eq_g"] == pytest.approx(report.co2eq_g, rel=1e-12)
@@ -94,3 +103,27 @@ def test_off_switch_and_explicit_run(store, monkeypatch):
         monkeypatch.setenv("CARBONKIT_MLFLOW_RUN_ID", "feedbeef")
         [exporter] = carbonkit_mlflow.register_reporters()
         assert exporter.run_id == "feedbeef" and exporter.tracking_uri == store
+
+
+def test_the_active_run_of_the_program_is_found_from_the_trackers_threads(store):
+    """MLflow's active run is per thread and hooks run on a worker thread: it is found all the same."""
+    import threading
+
+    with mlflow.start_run() as active:
+        found = []
+        worker = threading.Thread(target=lambda: found.extend(carbonkit_mlflow.register_reporters()))
+        worker.start()
+        worker.join(60)
+        assert mlflow.active_run() is not None
+    [exporter] = found
+    assert exporter.run_id == active.info.run_id
+
+
+def test_through_plugin_discovery_with_an_active_run(store):
+    with mlflow.start_run() as active:
+        t = make(carbonkit_mlflow, epochs=1)
+        t.epoch_start()
+        t.epoch_end()
+        report = t.stop()
+    run = mlflow.MlflowClient(tracking_uri=store).get_run(active.info.run_id)
+    assert run.data.metrics["carbonkit.co2eq_g"] == pytest.approx(report.co2eq_g, rel=1e-12)
