@@ -16,7 +16,10 @@ from carbonkit.testing import assert_plugin_valid
 
 pytestmark = pytest.mark.entrypoints
 
-WORKSPACE_PLUGINS = {"cpu_estimate", "intensity_dk", "intensity_gb", "intensity_static", "nvml", "rapl"}
+WORKSPACE_PLUGINS = {
+    "cpu_estimate", "intensity_dk", "intensity_gb", "intensity_static", "mlflow", "nvml", "opentelemetry",
+    "prometheus", "rapl", "wandb",
+}
 
 
 def test_workspace_plugins_are_discovered_and_valid():
