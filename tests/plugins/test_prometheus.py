@@ -5,6 +5,8 @@ Pushgateway (a 127.0.0.1 server that records what it receives)."""
 from __future__ import annotations
 
 import http.server
+import shutil
+import subprocess
 import threading
 from datetime import datetime, timezone
 
@@ -214,3 +216,14 @@ def test_job_label_comes_from_the_launcher(endpoint, monkeypatch):
     m = scrape(carbonkit_prometheus.endpoints()[-1])
     assert only(m["carbonkit_energy_joules_total"], job="778899", host=host_name()) == pytest.approx(
         report.energy_kwh * JOULES_PER_KWH, rel=1e-12)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) is not installed")
+def test_promtool_finds_nothing_to_lint(endpoint, monkeypatch):
+    """Prometheus's own linter checks the names, units and types of a real scrape."""
+    monkeypatch.setenv("CARBONKIT_HOST", "node-lint")
+    run_tracker("job-lint", epochs=1)
+    text = httpx.get(carbonkit_prometheus.endpoints()[-1], timeout=10).text
+    assert "carbonkit_energy_joules_total" in text
+    done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not done.stdout.strip() and not done.stderr.strip(), done.stdout + done.stderr
