@@ -268,7 +268,7 @@ class Tracker:
             # (a log deleted mid-run, a tracking server down): see ReporterBase.
             if getattr(r, "warn", False) is None:
                 try:
-                    r.warn = self._warn
+                    setattr(r, "warn", self._warn)  # noqa: B010 - an optional attribute, not in the protocol
                 except Exception:  # noqa: S110 - a read-only attribute: the reporter logs instead
                     pass
         self._channels = [Channel(r, self._warn) for r in comp.reporters]
