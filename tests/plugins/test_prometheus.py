@@ -227,3 +227,24 @@ def test_promtool_finds_nothing_to_lint(endpoint, monkeypatch):
     assert "carbonkit_energy_joules_total" in text
     done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stdout.strip() and not done.stderr.strip(), done.stdout + done.stderr
+
+
+def test_two_endpoints_of_one_process_never_show_a_run_twice(monkeypatch):
+    """A run is served by the endpoint it was configured with only: a fleet sum counts it once."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    monkeypatch.setenv("CARBONKIT_PROMETHEUS_ADDRESS", "127.0.0.1")
+    monkeypatch.setenv("CARBONKIT_HOST", "node-ports")
+    port_a, port_b = free_port(), free_port()
+    monkeypatch.setenv("CARBONKIT_PROMETHEUS_PORT", str(port_a))
+    run_tracker("job-port-a", epochs=1)
+    monkeypatch.setenv("CARBONKIT_PROMETHEUS_PORT", str(port_b))
+    run_tracker("job-port-b", epochs=1)
+    jobs_a = {dict(k)["job"] for k in scrape(f"http://127.0.0.1:{port_a}/metrics")["carbonkit_energy_joules_total"]}
+    jobs_b = {dict(k)["job"] for k in scrape(f"http://127.0.0.1:{port_b}/metrics")["carbonkit_energy_joules_total"]}
+    assert jobs_a == {"job-port-a"} and jobs_b == {"job-port-b"}

@@ -57,8 +57,9 @@ _RUN = ("host", "job", "zone")
 _DEVICE = ("component", "device", "method", "host", "job", "zone")
 _COMPONENT = ("component", "method", "host", "job", "zone")
 
-# One board and one endpoint per (address, port) for the whole process: trackers come and go.
-_BOARD = Board()
+# One endpoint (and its board of runs) per (address, port) for the whole process: trackers come
+# and go. Pushes read a board of their own, each push only its run's identity.
+_PUSH_BOARD = Board()
 _LOCK = threading.Lock()
 _ENDPOINTS: dict[tuple[str, int], _Endpoint] = {}
 
@@ -136,7 +137,8 @@ class _Endpoint:
         from prometheus_client import CollectorRegistry, start_http_server
 
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(_BOARD))
+        self.board = Board()  # only the runs served here: two ports never show one run twice
+        self.registry.register(_Collector(self.board))
         self.server, self.thread = start_http_server(port, addr=address, registry=self.registry)
         self.address = address
         self.port = int(self.server.server_address[1])
@@ -169,16 +171,17 @@ def _endpoint(address: str, port: int) -> _Endpoint:
 class PrometheusExporter(ReporterBase):
     """Feeds the process's Prometheus board with one run, and pushes it when a gateway is set.
 
-    :param endpoint_url: The ``/metrics`` URL serving this run (None: no endpoint).
+    :param endpoint: The ``/metrics`` endpoint serving this run (None: none).
     :param gateway: The Pushgateway URL (None: no push).
     :param environ: The environment the run's identity is read from (tests pass their own).
     """
 
     name = PLUGIN
 
-    def __init__(self, endpoint_url: str | None = None, gateway: str | None = None,
+    def __init__(self, endpoint: _Endpoint | None = None, gateway: str | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
-        self.endpoint_url = endpoint_url
+        self.endpoint = endpoint
+        self.endpoint_url = endpoint.url if endpoint is not None else None
         self.gateway = gateway
         self.environ = environ
         self.warn: Callable[[str], None] | None = None
@@ -190,12 +193,13 @@ class PrometheusExporter(ReporterBase):
     def on_start(self, run: RunStart) -> None:
         self.identity = identify(run, self.environ)
         self._figures = RunFigures(self.identity, run)
-        _BOARD.add(self._figures)
+        for board in self._boards():
+            board.add(self._figures)
         if self.gateway is not None:
             from prometheus_client import CollectorRegistry
 
             self._push_registry = CollectorRegistry(auto_describe=False)
-            self._push_registry.register(_Collector(_BOARD, only=self.identity))
+            self._push_registry.register(_Collector(_PUSH_BOARD, only=self.identity))
             self._sender = BoundedSender(f"the Prometheus push gateway {redact_text(self.gateway)}", self.warn,
                                          latest_only=True)
             self._push("the first push")
@@ -226,7 +230,12 @@ class PrometheusExporter(ReporterBase):
         if self._sender is not None:
             self._sender.close(CLOSE_TIMEOUT_S)
         if self._figures is not None:
-            _BOARD.retire(self._figures)
+            for board in self._boards():
+                board.retire(self._figures)
+
+    def _boards(self) -> list[Board]:
+        boards = [self.endpoint.board] if self.endpoint is not None else []
+        return boards + ([_PUSH_BOARD] if self.gateway is not None else [])
 
     def _push(self, what: str) -> None:
         if self._sender is None or self._push_registry is None or self.identity is None:
@@ -297,7 +306,7 @@ def offer() -> list[PrometheusExporter | Unavailable]:
     if gateway is not None and not gateway.lower().startswith(("http://", "https://")):
         return [Unavailable(plugin=PLUGIN, reason=f"{PUSHGATEWAY_ENV}={redact_text(gateway)!r} is not an http(s) URL",
                             hint="e.g. http://pushgateway.monitoring:9091", warn=True)]
-    url = None
+    endpoint = None
     if port_text:
         try:
             port = _port(port_text)
@@ -305,7 +314,7 @@ def offer() -> list[PrometheusExporter | Unavailable]:
             return [Unavailable(plugin=PLUGIN, reason=str(exc), warn=True)]
         address = (env.get(ADDRESS_ENV) or "").strip() or "0.0.0.0"
         try:
-            url = _endpoint(address, port).url
+            endpoint = _endpoint(address, port)
         except OSError as exc:
             rank = _local_rank(env)
             if rank > 0 and gateway is None:  # another process of this job on this host serves it
@@ -314,4 +323,4 @@ def offer() -> list[PrometheusExporter | Unavailable]:
             return [Unavailable(plugin=PLUGIN, reason=f"cannot serve /metrics on {address}:{port}: {exc}",
                                 hint=f"choose a free port in {PORT_ENV}, or set it for one process per host",
                                 warn=True)]
-    return [PrometheusExporter(endpoint_url=url, gateway=gateway)]
+    return [PrometheusExporter(endpoint=endpoint, gateway=gateway)]
