@@ -248,3 +248,35 @@ def test_two_endpoints_of_one_process_never_show_a_run_twice(monkeypatch):
     jobs_a = {dict(k)["job"] for k in scrape(f"http://127.0.0.1:{port_a}/metrics")["carbonkit_energy_joules_total"]}
     jobs_b = {dict(k)["job"] for k in scrape(f"http://127.0.0.1:{port_b}/metrics")["carbonkit_energy_joules_total"]}
     assert jobs_a == {"job-port-a"} and jobs_b == {"job-port-b"}
+
+
+def test_a_gateway_that_hangs_never_holds_the_loop_or_stop(monkeypatch):
+    """A gateway that accepts and never answers: each push gives up at its timeout, stop() at the
+    exporter's close deadline, and the report says so once."""
+    from carbonkit_prometheus import exporter
+
+    release = threading.Event()
+
+    class Hanging(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):  # noqa: N802 - the http.server API
+            release.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(exporter, "PUSH_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(exporter, "CLOSE_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("CARBONKIT_PROMETHEUS_PUSHGATEWAY", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        _, report = run_tracker("job-hang", epochs=3)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    mine = [w for w in report.warnings if "push gateway" in w]
+    assert mine and all("timed out" in w or "did not finish" in w or "failed" in w for w in mine)
+    assert len([w for w in mine if "failed" in w]) <= 1 and len([w for w in mine if "did not finish" in w]) <= 1
+    assert not report.cut_short and report.energy_kwh > 0
