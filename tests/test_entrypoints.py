@@ -30,9 +30,13 @@ WORKSPACE_PLUGINS = {
     "intensity_watttime",
     "jetson",
     "location",
+    "mlflow",
     "nvml",
+    "opentelemetry",
     "powermetrics",
+    "prometheus",
     "rapl",
+    "wandb",
 }
 
 

@@ -192,6 +192,12 @@ KNOWN_VARIABLES: Mapping[str, str] = {
     "CARBONKIT_EIA_API_URL": "intensity_eia",
     "CARBONKIT_HOST": "exporter plugins",
     "CARBONKIT_PROMETHEUS_PORT": "Prometheus exporter plugin",
+    "CARBONKIT_PROMETHEUS_ADDRESS": "Prometheus exporter plugin",
+    "CARBONKIT_PROMETHEUS_PUSHGATEWAY": "Prometheus exporter plugin",
+    "CARBONKIT_OPENTELEMETRY": "OpenTelemetry exporter plugin",
+    "CARBONKIT_MLFLOW": "MLflow exporter plugin",
+    "CARBONKIT_MLFLOW_RUN_ID": "MLflow exporter plugin",
+    "CARBONKIT_WANDB": "Weights & Biases exporter plugin",
     "CARBONKIT_TEST_CHROMIUM": "the test suite (HTML report)",
 }
 

@@ -195,6 +195,11 @@ class ReporterBase:
     ``on_sample`` receives ``t_s``, seconds since the run started, and the raw reading of
     every source that answered, by source name (joules or watts as the source's ``kind``).
     ``on_warning`` receives each warning the run records (a device lost, a provider failing).
+
+    Optional: a reporter whose ``warn`` attribute is None when the tracker starts gets the run's
+    warning function there (``warn(message)``, callable from any thread): its warnings then reach
+    the report, the run log and the console like the run's own, once each. Exporters use it to
+    say once that their back end is slow or down, without failing (which would disable them).
     """
 
     name = "reporter"

@@ -279,11 +279,14 @@ class Tracker:
             self._engine.add_intensity(*comp.seed)
         self._engine.fallbacks.extend(comp.fallbacks)
         first = self._read(0.0)
-        from .runlog import RunLogWriter
-
         for r in comp.reporters:
-            if isinstance(r, RunLogWriter):
-                r.warn = self._warn  # a log deleted mid-run is a run warning
+            # A reporter with a ``warn`` attribute set to None records its warnings as the run's
+            # (a log deleted mid-run, a tracking server down): see ReporterBase.
+            if getattr(r, "warn", False) is None:
+                try:
+                    setattr(r, "warn", self._warn)  # noqa: B010 - an optional attribute, not in the protocol
+                except Exception:  # noqa: S110 - a read-only attribute: the reporter logs instead
+                    pass
         self._channels = [Channel(r, self._warn) for r in comp.reporters]
         header = self._header(meta, comp, wall0)
         self._run_start = RunStart(
