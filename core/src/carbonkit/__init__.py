@@ -70,6 +70,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         Fallback as Fallback,
     )
     from .records import (
+        HostReport as HostReport,
+    )
+    from .records import (
         IntensityProvenance as IntensityProvenance,
     )
     from .records import (
@@ -99,6 +102,7 @@ _LAZY = {
     "DroppedSource": "records",
     "EpochRecord": "records",
     "Fallback": "records",
+    "HostReport": "records",
     "IntensityProvenance": "records",
     "IntensityProvider": "protocols",
     "IntensitySample": "records",
@@ -126,6 +130,7 @@ __all__ = [
     "DroppedSource",
     "EpochRecord",
     "Fallback",
+    "HostReport",
     "IntensityError",
     "IntensityProvenance",
     "IntensityProvider",

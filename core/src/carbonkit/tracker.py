@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import platform
-import socket
 import sys
 import threading
 import time
@@ -186,7 +185,23 @@ class Tracker:
         self._own_client = http_client is None
         self._http: Any = http_client if http_client is not None else LazyHttpClient()
         given_by = config.describe_source("location")
-        comp = compose(
+        self._job, self._role, self._host_lock, role_why = _job_role(config)
+        if self._role is not None:
+            _logger.info("carbonkit: %s (%s)", self._role, role_why)
+        self._role_why = role_why
+        try:
+            comp = self._compose(config, sources, provider, predictor, reporters, plugin_manager, given_by)
+        except BaseException:
+            self._release_host()
+            raise
+        comp.warnings[:0] = early_warnings
+        self._start(comp)
+
+    def _compose(self, config: Config, sources: Sequence[PowerSource] | None,
+                 provider: IntensityProvider | Sequence[IntensityProvider] | None, predictor: Predictor | None,
+                 reporters: Sequence[Reporter] | None, plugin_manager: pluggy.PluginManager | None,
+                 given_by: str) -> Composition:
+        return compose(
             config,
             sources=sources,
             provider=provider,
@@ -195,9 +210,8 @@ class Tracker:
             pm=plugin_manager,
             http_client=self._http,
             location_given_by=given_by,
+            measure=self._role != "observer",
         )
-        comp.warnings[:0] = early_warnings
-        self._start(comp)
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -452,10 +466,83 @@ class Tracker:
                 self._http.close()
             except Exception:  # noqa: S110 - closing a client we own must not fail stop()
                 pass
+        self._release_host()
+        self._local_report = self._report
+        self._report = self._job_report(self._report, deadline)
         from . import _signals
 
         _signals.unregister(self)
         return self._report
+
+    def _release_host(self) -> None:
+        lock, self._host_lock = self._host_lock, None
+        if lock is not None:
+            lock.release()
+
+    def _job_report(self, own: Report, deadline: float) -> Report:
+        """In a multi-process job: send this rank's part (any rank but 0) or make the job's report
+        (global rank 0), within ``deadline``; see :mod:`carbonkit.distributed`. Never raises."""
+        from . import distributed as dist
+
+        try:
+            group = dist.torch_group()
+            if group is None and self._role is None:
+                return own
+            if group is not None:
+                rank, world, store = group
+                exchange = dist.StoreExchange(store, rank, world)
+                if rank != 0:
+                    part = dist.part_of(own, self._job, self._role, rank)
+                    outcome = self._reader.call(exchange.post, part, deadline_s=max(deadline - self._clock(), 0.05))
+                    if not outcome.ok:
+                        _logger.warning("carbonkit: this rank's figures could not be sent to rank 0: %s",
+                                        describe_failure(outcome, max(deadline - self._clock(), 0.05)))
+                    return own
+                margin = 0.1
+                outcome = self._reader.call(exchange.collect, deadline - margin, self._clock,
+                                            deadline_s=max(deadline - self._clock(), 0.05))
+                parts = outcome.value if outcome.ok else {}
+                report, _, missing = dist.from_parts(own, self._job, self._role, rank, parts, world)
+                if not missing and report is not None:
+                    return report
+                why = (f"rank(s) {', '.join(map(str, missing))} did not send their figures before rank 0's stop() "
+                       f"timed out")
+                by_logs = self._from_logs(own, deadline, why)
+                if by_logs is not None:
+                    return by_logs
+                _logger.warning("carbonkit: %s: this report covers %s only", why, self._job.host)
+                return dist.own_host_only(own, self._job, rank, parts, why + f": this report covers {self._job.host} "
+                                          "only")
+            if self._job.rank == 0:
+                by_logs = self._from_logs(own, deadline, "")
+                if by_logs is not None:
+                    return by_logs
+            return own
+        except Exception as exc:  # the job total must never break stop()
+            _logger.warning("carbonkit: the job's total could not be made: %r", exc)
+            return own
+
+    def _from_logs(self, own: Report, deadline: float, why: str) -> Report | None:
+        from . import distributed as dist
+
+        if self.config.log_dir is None:
+            return None
+        outcome = self._reader.call(dist.job_from_logs, own, self._job, Path(self.config.log_dir), deadline - 0.1,
+                                    clock=self._clock, why=why, deadline_s=max(deadline - self._clock(), 0.05))
+        if outcome.ok and outcome.value is not None:
+            return outcome.value  # type: ignore[no-any-return]
+        return None
+
+    @property
+    def local_report(self) -> Report | None:
+        """This process's own report (on global rank 0 of a multi-process job, :attr:`report`
+        is the job's; this is what rank 0 itself measured)."""
+        return getattr(self, "_local_report", None) or self._report
+
+    @property
+    def role(self) -> str | None:
+        """``"measurer"`` or ``"observer"`` in a multi-process job, None otherwise."""
+        return self._role
 
     def _wait_for_reporters(self, deadline: float) -> list[str]:
         """Wait until every reporter has closed or is disabled (a stuck one is disabled at its
@@ -511,7 +598,7 @@ class Tracker:
             "schema": 1,
             "carbonkit_version": __version__,
             "plugins": comp.plugin_versions,
-            "host": socket.gethostname(),
+            "host": self._job.host,
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -527,7 +614,10 @@ class Tracker:
             "predict_after": self.config.predict_after,
             "attribution": self.config.attribution,
             "tags": dict(self.config.tags),
-            **_job_identity(self.config.tags),
+            **self._job.header(),
+            "host_source": self._job.host_source,
+            "role": self._role,
+            "role_reason": self._role_why,
             "config": config,
             "sources": meta,
             "dropped": [d.to_dict() for d in comp.dropped],
@@ -754,6 +844,8 @@ class Tracker:
             ended_by=self._ended_by,
             location_source=self._composition.location_given_by,
             warnings=tuple(self._engine.warnings),
+            role=self._role,
+            job=self._job.job if self._role is not None else None,
         )
         return self._with_sci(report)
 
@@ -850,30 +942,26 @@ def _jsonable(value: Any) -> bool:
 
 
 def _job_identity(tags: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The job id and ranks of this process, for counting a multi-host, multi-rank job once per host.
+    """The job id and ranks of this process (see :func:`carbonkit.distributed.detect`)."""
+    from .distributed import detect
 
-    ``job``: the ``job`` tag, else ``SLURM_JOB_ID``, else ``TORCHELASTIC_RUN_ID`` (torchrun's
-    default ``"none"`` is no job id). ``rank`` and ``local_rank`` from the usual launchers.
-    """
-    env = os.environ if environ is None else environ
-    job = tags.get("job") or env.get("SLURM_JOB_ID") or None
-    if job is None:
-        run_id = env.get("TORCHELASTIC_RUN_ID")
-        if run_id and run_id != "none":
-            job = run_id
+    ctx = detect(tags, environ)
+    return {"job": ctx.job, "rank": ctx.rank, "local_rank": ctx.local_rank}
 
-    def first_int(*names: str) -> int | None:
-        for name in names:
-            value = (env.get(name) or "").strip()
-            if value.isdigit():
-                return int(value)
-        return None
 
-    return {
-        "job": job,
-        "rank": first_int("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"),
-        "local_rank": first_int("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    }
+def _job_role(config: Config) -> tuple[Any, str | None, Any, str]:
+    """This process's job context, role, host lock and why (see :mod:`carbonkit.distributed`)."""
+    from . import distributed as dist
+
+    ctx = dist.detect(config.tags)
+    if not ctx.multi_process:
+        group = dist.torch_group()
+        if group is not None and group[1] > 1:  # a process group started without launcher variables
+            ctx = attrs.evolve(ctx, rank=group[0], world_size=group[1])
+    if config.attribution == "process" and ctx.multi_process:
+        return ctx, "measurer", None, "attribution='process': every process measures its own share"
+    role, lock, why = dist.choose_role(ctx)
+    return ctx, role, lock, why
 
 
 def _reason(exc: BaseException | None) -> str:
