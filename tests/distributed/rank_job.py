@@ -42,7 +42,7 @@ def fake_nvml(host: str, count: int) -> object:
             return int(super().nvmlDeviceGetTotalEnergyConsumption(handle))
 
     gpus = [
-        module.FakeGpu(name="NVIDIA H100 80GB HBM3", uuid=f"GPU-{host}0000-0000-0000-0000-00000000000{i}",
+        module.FakeGpu(name="NVIDIA H100 80GB HBM3", uuid=f"GPU-{i}-{host}-0000-0000-0000-00000000000{i}",
                        power_w=100.0 * (i + 1))
         for i in range(count)
     ]

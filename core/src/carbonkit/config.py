@@ -169,7 +169,9 @@ KNOWN_VARIABLES: Mapping[str, str] = {
     "CARBONKIT_GB_REGION_ID": "intensity_gb",
     "CARBONKIT_ENTSOE_TOKEN": "ENTSO-E intensity plugin",
     "CARBONKIT_EIA_API_KEY": "EIA intensity plugin",
-    "CARBONKIT_HOST": "exporter plugins",
+    "CARBONKIT_HOST": "core (multi-process jobs: the host's identity) and exporter plugins",
+    "CARBONKIT_LOCK_DIR": "core (multi-process jobs: where the host locks live)",
+    "CARBONKIT_ROLE": "core (multi-process jobs: force measurer or observer)",
     "CARBONKIT_PROMETHEUS_PORT": "Prometheus exporter plugin",
     "CARBONKIT_TEST_CHROMIUM": "the test suite (HTML report)",
 }
