@@ -90,7 +90,7 @@ def test_choose_role(tmp_path: Path) -> None:
     env = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "j", "CARBONKIT_LOCK_DIR": str(tmp_path)}
     ctx = detect({}, env)
     role, lock, why = choose_role(ctx, env)
-    assert role == "measurer" and lock is not None and "first process of job j" in why
+    assert role == "measurer" and lock is not None and "first of the job's processes" in why
     assert choose_role(ctx, env)[0] == "observer"
     lock.release()
     assert choose_role(detect({}, {}), {})[:2] == (None, None)

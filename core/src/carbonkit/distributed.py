@@ -174,7 +174,7 @@ def detect(tags: Mapping[str, str] | None = None, environ: Mapping[str, str] | N
         host, host_source = socket.gethostname(), "host name"
     step = (env.get("SLURM_STEP_ID") or "").strip()
     if job is not None:
-        lock_key = f"{job}.{step}" if step and launcher == "slurm" else job
+        lock_key = f"{job}.{step}" if step and job == (env.get("SLURM_JOB_ID") or "").strip() else job
     else:
         lock_key = f"ppid-{os.getppid()}"  # every rank of a host is a child of one launcher process
     return JobContext(
@@ -269,8 +269,8 @@ def choose_role(ctx: JobContext, environ: Mapping[str, str] | None = None) -> tu
             f"other processes of the job on {ctx.host} may too; set {LOCK_DIR_VARIABLE} to a writable folder"
         )
     if lock.held:
-        return "measurer", lock, f"first process of job {ctx.lock_key} on {ctx.host} to take the host lock"
-    return "observer", None, f"another process of job {ctx.lock_key} on {ctx.host} holds the host lock"
+        return "measurer", lock, "the first of the job's processes on this host to take the host lock"
+    return "observer", None, "another process of the job on this host holds the host lock"
 
 
 # -- the exchange through the process group's store ------------------------------------------------

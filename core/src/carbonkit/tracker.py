@@ -469,10 +469,21 @@ class Tracker:
         self._release_host()
         self._local_report = self._report
         self._report = self._job_report(self._report, deadline)
+        if self._report is not self._local_report and not self.config.quiet:
+            self._print_job(self._report)
         from . import _signals
 
         _signals.unregister(self)
         return self._report
+
+    def _print_job(self, report: Report) -> None:
+        from .default_plugins.console_reporter import PREFIX, describe_report
+
+        try:
+            sys.stderr.write("".join(f"{PREFIX}{line}\n" for line in describe_report(report)))
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed stream must not break stop()
+            pass
 
     def _release_host(self) -> None:
         lock, self._host_lock = self._host_lock, None
