@@ -159,6 +159,7 @@ KNOWN_VARIABLES: Mapping[str, str] = {
     "CARBONKIT_RAPL_ROOT": "rapl",
     "CARBONKIT_SYSFS_ROOT": "plugins reading sysfs",
     "CARBONKIT_NVML_PROCESS_GPUS": "nvml",
+    "CARBONKIT_NVML_GPUS": "nvml",
     "CARBONKIT_CPU_TDP_W": "cpu_estimate",
     "CARBONKIT_CPU_ESTIMATE_DRAM": "cpu_estimate",
     "CARBONKIT_CPU_ESTIMATE_IDLE_FRACTION": "cpu_estimate",
