@@ -191,3 +191,18 @@ def test_a_rank_that_never_stops_leaves_rank_zero_its_own_host(tmp_path: Path) -
     assert [h.host for h in job.hosts] == ["a"]
     assert any("rank(s) 1 did not send" in w for w in job.warnings)
     assert len(gpus_of(job)) == 2
+
+
+def test_carbonkit_never_imports_torch(tmp_path: Path) -> None:
+    """A rank of a job that never imported torch: building, running and stopping a tracker leaves
+    torch unimported (carbonkit only looks in sys.modules)."""
+    code = (
+        "import sys, carbonkit\n"
+        "t = carbonkit.Tracker(sources=[carbonkit.SimulatedSource(watts=10.0)], quiet=True, location='WORLD')\n"
+        "r = t.stop()\n"
+        "print(t.role, r.job_total, 'torch' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+    env.update(RANK="1", WORLD_SIZE="2", TORCHELASTIC_RUN_ID="no-torch", CARBONKIT_LOCK_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["measurer", "None", "False"]

@@ -158,6 +158,7 @@ class ConsoleReporter(ReporterBase):
         self.stream = stream
         self.methods: dict[str, str] = {}
         self.pue: float | None = None
+        self.observer = False
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stderr
@@ -167,12 +168,15 @@ class ConsoleReporter(ReporterBase):
     def on_start(self, run: RunStart) -> None:
         self.methods = {s["component"]: s["method"] for s in run.sources}
         self.pue = run.pue
+        self.observer = (run.header or {}).get("role") == "observer"
         self._print(describe_start(run))
 
     def on_warning(self, message: str) -> None:
         self._print([f"warning: {message}"])
 
     def on_prediction(self, prediction: Prediction) -> None:
+        if self.observer:  # it measures nothing: its prediction would be zero
+            return
         self._print(describe_prediction(prediction, self.methods, self.pue))
 
     def on_report(self, report: Report) -> None:
