@@ -263,9 +263,10 @@ def choose_role(ctx: JobContext, environ: Mapping[str, str] | None = None) -> tu
     folder = lock_dir(env)
     try:
         lock = HostLock.try_take(folder, ctx.host, ctx.lock_key)
-    except OSError as exc:
+    except (OSError, ImportError) as exc:  # ImportError: no fcntl (Windows)
         return "measurer", None, (
-            f"the host lock in {folder} could not be used ({exc.strerror or exc}): this process measures, and "
+            f"the host lock in {folder} could not be used ({getattr(exc, 'strerror', None) or exc}): this process "
+            "measures, and "
             f"other processes of the job on {ctx.host} may too; set {LOCK_DIR_VARIABLE} to a writable folder"
         )
     if lock.held:

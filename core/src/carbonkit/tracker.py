@@ -493,10 +493,20 @@ class Tracker:
     def _job_report(self, own: Report, deadline: float) -> Report:
         """In a multi-process job: send this rank's part (any rank but 0) or make the job's report
         (global rank 0), within ``deadline``; see :mod:`carbonkit.distributed`. Never raises."""
+
+        worker = Worker("carbonkit-job")
+        try:
+            return self._job_report_on(worker, own, deadline)
+        finally:
+            worker.close()
+
+    def _job_report_on(self, worker: Worker, own: Report, deadline: float) -> Report:
         from . import distributed as dist
 
         try:
             group = dist.torch_group()
+            if group is not None and group[1] < 2:
+                group = None  # one process: nothing to add up
             if group is None and self._role is None:
                 return own
             if group is not None:
@@ -504,28 +514,28 @@ class Tracker:
                 exchange = dist.StoreExchange(store, rank, world)
                 if rank != 0:
                     part = dist.part_of(own, self._job, self._role, rank)
-                    outcome = self._reader.call(exchange.post, part, deadline_s=max(deadline - self._clock(), 0.05))
+                    outcome = worker.call(exchange.post, part, deadline_s=max(deadline - self._clock(), 0.05))
                     if not outcome.ok:
                         _logger.warning("carbonkit: this rank's figures could not be sent to rank 0: %s",
                                         describe_failure(outcome, max(deadline - self._clock(), 0.05)))
                     return own
                 margin = 0.1
-                outcome = self._reader.call(exchange.collect, deadline - margin, self._clock,
-                                            deadline_s=max(deadline - self._clock(), 0.05))
+                outcome = worker.call(exchange.collect, deadline - margin, self._clock,
+                                      deadline_s=max(deadline - self._clock(), 0.05))
                 parts = outcome.value if outcome.ok else {}
                 report, _, missing = dist.from_parts(own, self._job, self._role, rank, parts, world)
                 if not missing and report is not None:
                     return report
                 why = (f"rank(s) {', '.join(map(str, missing))} did not send their figures before rank 0's stop() "
                        f"timed out")
-                by_logs = self._from_logs(own, deadline, why)
+                by_logs = self._from_logs(worker, own, deadline, why)
                 if by_logs is not None:
                     return by_logs
                 _logger.warning("carbonkit: %s: this report covers %s only", why, self._job.host)
                 return dist.own_host_only(own, self._job, rank, parts, why + f": this report covers {self._job.host} "
                                           "only")
             if self._job.rank == 0:
-                by_logs = self._from_logs(own, deadline, "")
+                by_logs = self._from_logs(worker, own, deadline, "")
                 if by_logs is not None:
                     return by_logs
             return own
@@ -533,12 +543,12 @@ class Tracker:
             _logger.warning("carbonkit: the job's total could not be made: %r", exc)
             return own
 
-    def _from_logs(self, own: Report, deadline: float, why: str) -> Report | None:
+    def _from_logs(self, worker: Worker, own: Report, deadline: float, why: str) -> Report | None:
         from . import distributed as dist
 
         if self.config.log_dir is None:
             return None
-        outcome = self._reader.call(dist.job_from_logs, own, self._job, Path(self.config.log_dir), deadline - 0.1,
+        outcome = worker.call(dist.job_from_logs, own, self._job, Path(self.config.log_dir), deadline - 0.1,
                                     clock=self._clock, why=why, deadline_s=max(deadline - self._clock(), 0.05))
         if outcome.ok and outcome.value is not None:
             return outcome.value  # type: ignore[no-any-return]
