@@ -115,6 +115,7 @@ def test_an_observer_tracker_measures_nothing(tmp_path: Path, monkeypatch: pytes
     measurer = make()
     observer = make()
     assert (measurer.role, observer.role) == ("measurer", "observer")
+    assert [p.name for p in observer.providers] == ["constant:world"]  # it prices nothing: no API is asked
     observer.epoch_end()
     o = observer.stop()
     m = measurer.stop()

@@ -108,6 +108,12 @@ class Tracker:
     :param http_client: An ``httpx.Client`` for providers (default: the core's own, created
         when a provider first needs it).
     :param plugin_manager: A manager from :func:`carbonkit.make_plugin_manager`.
+
+    In a job of several processes (``docs/distributed.md``) only the first process per host to
+    start measures; the others (:attr:`role` ``"observer"``) use no power source, not even
+    ``sources=``, and ask no intensity API. On global rank 0, :meth:`stop` returns the job's
+    report.
+
     :raises ConfigError: on any invalid argument or variable, naming it and what is accepted.
     :raises NoPowerSourceError: when no power source is left after every plugin was tried.
     """
@@ -189,6 +195,11 @@ class Tracker:
         if self._role is not None:
             _logger.info("carbonkit: %s (%s)", self._role, role_why)
         self._role_why = role_why
+        if self._role == "observer" and provider is None:
+            # It measures nothing, so it prices nothing: no live API is asked once per process.
+            from .default_plugins.constant_intensity import WorldAverage
+
+            provider = [WorldAverage()]
         try:
             comp = self._compose(config, sources, provider, predictor, reporters, plugin_manager, given_by)
         except BaseException:
