@@ -206,3 +206,26 @@ def test_carbonkit_never_imports_torch(tmp_path: Path) -> None:
     env.update(RANK="1", WORLD_SIZE="2", TORCHELASTIC_RUN_ID="no-torch", CARBONKIT_LOCK_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["measurer", "None", "False"]
+
+
+def test_a_dead_rank_is_counted_from_the_run_logs(tmp_path: Path) -> None:
+    """The same dead rank with a shared log folder: rank 0 makes the job total from the run logs,
+    with the dead rank's host recovered from its log as far as it went."""
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    envs = [base_env(tmp_path, out, "missing", host, zone) for host, zone in (("a", "FR"), ("b", "PL"))]
+    for env in envs:
+        env["CK_TEST_STOP_TIMEOUT"] = "2"
+        env["CARBONKIT_LOG_DIR"] = str(tmp_path / "logs")
+    finish(*[torchrun(1, env, nnodes=2, node_rank=i, port=port) for i, env in enumerate(envs)])
+    job = carbonkit.Report.from_dict(load(out / "job.json"))
+    assert job.job_total == "run logs"
+    assert [h.host for h in job.hosts] == ["a", "b"]
+    a, b = job.hosts
+    assert a.completed and not b.completed and not job.completed  # b's measurer never stopped
+    assert any("rank(s) 1 did not send" in w for w in job.warnings)
+    assert any("had no final report" in w for w in job.warnings)
+    assert job.energy_kwh == pytest.approx(a.energy_kwh + b.energy_kwh)
+    assert job.co2eq_g == pytest.approx(a.co2eq_g + b.co2eq_g)
+    assert len(gpus_of(job)) == 4
