@@ -10,7 +10,8 @@ exactly as in a user's job.
 Arguments (environment): ``CK_TEST_OUT`` folder for the results; ``CK_TEST_GPUS`` GPUs per
 host; ``CK_TEST_SCENARIO``: ``normal``, ``late-local-zero`` (local rank 0 creates its tracker
 only after every other rank of its host has), ``missing`` (rank 1 never calls ``stop()``) or
-``logs`` (no process group: the job total comes from the run logs).
+``logs`` (no process group: the job total comes from the run logs) or ``rank0-only`` (only rank 0
+creates a tracker).
 """
 
 from __future__ import annotations
@@ -68,7 +69,21 @@ def main() -> None:
         dist.init_process_group("gloo")
     if scenario == "late-local-zero" and local_rank == 0 and dist is not None:
         dist.barrier()  # every other rank of the job has its tracker: local rank 0 comes last
+    if scenario == "rank0-only" and rank != 0:
+        assert dist is not None
+        dist.barrier()  # rank 0 has its tracker
+        dist.barrier()  # rank 0 has stopped
+        dist.destroy_process_group()
+        return
     tracker = carbonkit.Tracker(epochs=2, quiet=True, interval_s=0.05)
+    if scenario == "rank0-only":
+        assert dist is not None
+        dist.barrier()
+        report = tracker.stop(timeout_s=float(os.environ.get("CK_TEST_STOP_TIMEOUT", "10")))
+        (out / "job.json").write_text(json.dumps(report.to_dict()))
+        dist.barrier()
+        dist.destroy_process_group()
+        return
     if scenario == "late-local-zero" and local_rank != 0 and dist is not None:
         dist.barrier()
     if dist is not None:

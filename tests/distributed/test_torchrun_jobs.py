@@ -189,7 +189,7 @@ def test_a_rank_that_never_stops_leaves_rank_zero_its_own_host(tmp_path: Path) -
     job = carbonkit.Report.from_dict(load(out / "job.json"))
     assert job.job_total == "this host only"
     assert [h.host for h in job.hosts] == ["a"]
-    assert any("rank(s) 1 did not send" in w for w in job.warnings)
+    assert any("1 of the 1 other process(es) running a tracker did not send" in w for w in job.warnings)
     assert len(gpus_of(job)) == 2
 
 
@@ -224,8 +224,23 @@ def test_a_dead_rank_is_counted_from_the_run_logs(tmp_path: Path) -> None:
     assert [h.host for h in job.hosts] == ["a", "b"]
     a, b = job.hosts
     assert a.completed and not b.completed and not job.completed  # b's measurer never stopped
-    assert any("rank(s) 1 did not send" in w for w in job.warnings)
+    assert any("1 of the 1 other process(es) running a tracker did not send" in w for w in job.warnings)
     assert any("had no final report" in w for w in job.warnings)
     assert job.energy_kwh == pytest.approx(a.energy_kwh + b.energy_kwh)
     assert job.co2eq_g == pytest.approx(a.co2eq_g + b.co2eq_g)
     assert len(gpus_of(job)) == 4
+
+
+def test_a_job_tracked_on_rank_zero_alone_does_not_wait(tmp_path: Path) -> None:
+    """Only rank 0 creates a tracker: no other process registered one, so rank 0 waits for nobody
+    (its stop() timeout is longer than the test's own limit on the job) and says what it covers."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = base_env(tmp_path, out, "rank0-only", "node1", "FR")
+    env["CK_TEST_STOP_TIMEOUT"] = str(JOB_TIMEOUT_S * 5)
+    finish(torchrun(2, env))
+    job = carbonkit.Report.from_dict(load(out / "job.json"))
+    assert job.job_total == "process group" and [h.host for h in job.hosts] == ["node1"]
+    assert any("1 of the job's 2 processes run no tracker" in w for w in job.warnings)
+    assert not any("did not send" in w for w in job.warnings)
+    assert len(gpus_of(job)) == 2

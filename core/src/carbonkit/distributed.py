@@ -295,57 +295,98 @@ def torch_group() -> tuple[int, int, Any] | None:
         return None
 
 
+def _attempt(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return f"{STORE_PREFIX}/{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+
+class _Registration:
+    """Whether this process has told the store that it runs trackers (once per process)."""
+
+    done: set[str] = set()
+    lock = threading.Lock()
+
+
+def register(store: Any, environ: Mapping[str, str] | None = None) -> bool:
+    """Count this process among the job's processes that run trackers (once; blocking: call it
+    off the training thread). Rank 0 waits only for the figures of processes counted here, so a
+    job that tracks on rank 0 alone never makes it wait. Returns whether it counted now."""
+    root = _attempt(environ)
+    with _Registration.lock:
+        if root in _Registration.done:
+            return False
+        _Registration.done.add(root)
+    store.add(f"{root}/active", 1)
+    return True
+
+
+def registered(environ: Mapping[str, str] | None = None) -> bool:
+    with _Registration.lock:
+        return _attempt(environ) in _Registration.done
+
+
 class StoreExchange:
     """Every rank's part of the job report, through the store of the job's process group.
 
-    Keys are ``carbonkit/<attempt>/<n>/<rank>``: ``attempt`` is torchrun's restart count, ``n``
+    Keys are under ``carbonkit/<attempt>/<n>/``: ``attempt`` is torchrun's restart count, ``n``
     counts the trackers this process stopped in the job (each rank stops its trackers in the same
-    order), so two trackers or a restarted job never read each other's figures.
+    order), so two trackers or a restarted job never read each other's figures. Each rank takes a
+    number from the counter ``<n>/count`` and writes its part as ``<n>/part/<number>``; rank 0
+    waits for as many parts as ``carbonkit/<attempt>/active`` counts processes running trackers
+    (itself excluded).
     """
 
     _counter = 0
     _counter_lock = threading.Lock()
 
     def __init__(self, store: Any, rank: int, world_size: int, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
         with StoreExchange._counter_lock:
             StoreExchange._counter += 1
             n = StoreExchange._counter
         self.store = store
         self.rank = rank
         self.world_size = world_size
-        self.prefix = f"{STORE_PREFIX}/{env.get('TORCHELASTIC_RESTART_COUNT', '0')}/{n}"
-
-    def key(self, rank: int) -> str:
-        return f"{self.prefix}/{rank}"
+        self.environ = environ
+        self.root = _attempt(environ)
+        self.prefix = f"{self.root}/{n}"
 
     def post(self, part: Mapping[str, Any]) -> None:
         """Write this rank's part (returns at once; the store holds it for rank 0)."""
-        self.store.set(self.key(self.rank), json.dumps(part, allow_nan=False))
+        register(self.store, self.environ)
+        number = int(self.store.add(f"{self.prefix}/count", 1))
+        self.store.set(f"{self.prefix}/part/{number}", json.dumps(part, allow_nan=False))
 
-    def collect(self, deadline: float, clock: Callable[[], float] = time.monotonic) -> dict[int, dict[str, Any]]:
-        """Rank 0: wait until ``deadline`` for every other rank's part; return those that came."""
-        others = [r for r in range(self.world_size) if r != self.rank]
-        keys = [self.key(r) for r in others]
+    def collect(
+        self, deadline: float, clock: Callable[[], float] = time.monotonic
+    ) -> tuple[dict[int, dict[str, Any]], int]:
+        """Rank 0: wait until ``deadline`` for the part of every other process that runs trackers;
+        return the parts that came, by rank, and how many were expected."""
+        active = int(self.store.add(f"{self.root}/active", 0))
+        expected = max(active - (1 if registered(self.environ) else 0), 0)
+        keys = [f"{self.prefix}/part/{i}" for i in range(1, expected + 1)]
         left = deadline - clock()
         if keys and left > 0:
             try:
                 self.store.wait(keys, timedelta(seconds=left))
             except Exception:  # noqa: S110 - a timeout: take what came
                 pass
+        # Parts beyond those expected (a process that registered late) are read too.
+        posted = int(self.store.add(f"{self.prefix}/count", 0))
         parts: dict[int, dict[str, Any]] = {}
-        for r, key in zip(others, keys):
+        for i in range(1, max(expected, posted) + 1):
+            key = f"{self.prefix}/part/{i}"
             try:
                 if not self.store.check([key]):
                     continue
-                parts[r] = json.loads(self.store.get(key))
+                part = json.loads(self.store.get(key))
+                parts[int(part["rank"])] = part
             except Exception:  # noqa: S112 - a part that cannot be read is a missing rank
                 continue
             try:
                 self.store.delete_key(key)
             except Exception:  # noqa: S110 - leaving a key behind harms nobody
                 pass
-        return parts
+        return parts, expected
 
 
 def part_of(report: Report, ctx: JobContext, role: str | None, rank: int) -> dict[str, Any]:
@@ -524,12 +565,10 @@ def combine(
 
 
 def from_parts(own: Report, ctx: JobContext, own_role: str | None, own_rank: int,
-               parts: Mapping[int, Mapping[str, Any]], world_size: int) -> tuple[Report | None, list[str], list[int]]:
-    """Rank 0: the job report from every rank's part (its own included); None when a host of the
-    job has no measurer's figures. Returns the report, notes and the ranks that did not answer."""
+               parts: Mapping[int, Mapping[str, Any]], world_size: int) -> Report:
+    """Rank 0: the job report from every rank's part (its own included)."""
     everyone: dict[int, Mapping[str, Any]] = dict(parts)
     everyone[own_rank] = {"rank": own_rank, "host": ctx.host, "role": own_role, "report": None}
-    missing = [r for r in range(world_size) if r not in everyone]
     by_host: dict[str, list[int]] = {}
     measured: dict[str, tuple[int, Report]] = {}
     notes: list[str] = []
@@ -556,8 +595,11 @@ def from_parts(own: Report, ctx: JobContext, own_role: str | None, own_rank: int
     if unmeasured:
         notes.append(f"no rank of the job measured {', '.join(sorted(unmeasured))} (its measurer is not a rank of "
                      "the process group, or its tracker was not running at stop())")
-    report = combine(own, hosts, made_by="process group", job=ctx.job, warnings=notes)
-    return report, notes, missing
+    silent = world_size - len(everyone)
+    if silent > 0:
+        notes.append(f"{silent} of the job's {world_size} processes run no tracker: a host is counted only when "
+                     "one of its processes does")
+    return combine(own, hosts, made_by="process group", job=ctx.job, warnings=notes)
 
 
 def own_host_only(own: Report, ctx: JobContext, own_rank: int, parts: Mapping[int, Mapping[str, Any]],

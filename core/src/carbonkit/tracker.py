@@ -64,6 +64,9 @@ CLOSE_DEADLINE_S = 1.0
 #: ``stop()`` gives a first intensity fetch still under way this long to finish (a local or
 #: fast provider makes it; a slow network is not waited for: the static value prices the run).
 FIRST_FETCH_GRACE_S = 0.05
+#: Longest the job's store may take, at construction, to count this process among the job's
+#: processes running trackers (multi-process jobs only).
+REGISTER_DEADLINE_S = 2.0
 #: An ``epoch_end()`` wakes the sampler at once, but ticks are never closer than this.
 MIN_TICK_GAP_S = 0.02
 
@@ -229,6 +232,7 @@ class Tracker:
     def _start(self, comp: Composition) -> None:
         """Take the first reading (t = 0: the run starts here) and start the threads."""
         self._composition = comp
+        self._registered = False
         self.config = config = comp.config
         self._pm = comp.pm
         self._slots: list[SourceSlot] = comp.sources
@@ -322,6 +326,38 @@ class Tracker:
         from . import _signals
 
         _signals.register(self)
+        self._register_with_job(wait=True)
+
+    def _register_with_job(self, *, wait: bool) -> None:
+        """Count this process among the job's processes running trackers, once the job's process
+        group exists (see :func:`carbonkit.distributed.register`): at construction, bounded; or
+        later from the sampler, in the background."""
+        if self._registered or "torch" not in sys.modules:
+            return
+        from . import distributed as dist
+
+        group = dist.torch_group()
+        if group is None or group[1] < 2:
+            return
+        self._registered = True
+        if dist.registered():
+            return
+        if wait:
+            worker = Worker("carbonkit-job")
+            outcome = worker.call(dist.register, group[2], deadline_s=REGISTER_DEADLINE_S)
+            worker.close()
+            if not outcome.ok:
+                _logger.warning("carbonkit: the job's store did not answer (%s)",
+                                describe_failure(outcome, REGISTER_DEADLINE_S))
+            return
+
+        def run() -> None:
+            try:
+                dist.register(group[2])
+            except Exception as exc:
+                _logger.warning("carbonkit: the job's store did not answer (%r)", exc)
+
+        threading.Thread(target=run, name="carbonkit-job", daemon=True).start()
 
     # -- the training thread's API ----------------------------------------------------------
 
@@ -533,12 +569,12 @@ class Tracker:
                 margin = 0.1
                 outcome = worker.call(exchange.collect, deadline - margin, self._clock,
                                       deadline_s=max(deadline - self._clock(), 0.05))
-                parts = outcome.value if outcome.ok else {}
-                report, _, missing = dist.from_parts(own, self._job, self._role, rank, parts, world)
-                if not missing and report is not None:
-                    return report
-                why = (f"rank(s) {', '.join(map(str, missing))} did not send their figures before rank 0's stop() "
-                       f"timed out")
+                parts, expected = outcome.value if outcome.ok else ({}, world - 1)
+                late = expected - len(parts)
+                if late <= 0:
+                    return dist.from_parts(own, self._job, self._role, rank, parts, world)
+                why = (f"{late} of the {expected} other process(es) running a tracker did not send their figures "
+                       "before rank 0's stop() timed out")
                 by_logs = self._from_logs(worker, own, deadline, why)
                 if by_logs is not None:
                     return by_logs
@@ -772,6 +808,8 @@ class Tracker:
         for kind, tm in self._marks[n:]:
             engine.add_mark(kind, tm)
         by_name = self._read(t)
+        if not self._registered:
+            self._register_with_job(wait=False)
         self._emit("on_sample", t, by_name)
         self._drain_inbox()
         for epoch in engine.new_epochs():
