@@ -244,3 +244,19 @@ def test_a_job_tracked_on_rank_zero_alone_does_not_wait(tmp_path: Path) -> None:
     assert any("1 of the job's 2 processes run no tracker" in w for w in job.warnings)
     assert not any("did not send" in w for w in job.warnings)
     assert len(gpus_of(job)) == 2
+
+
+def test_the_documented_torchrun_recipe_runs(tmp_path: Path) -> None:
+    """examples/ddp_train.py under torchrun, as docs/distributed.md shows it: rank 0 prints the
+    job's total made from the process group, with the host's measurer named."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = base_env(tmp_path, out, "normal", "node1", "FR")
+    env.update(DEMO_EPOCHS="2", DEMO_STEPS="5")
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+            str(Path(__file__).parents[2] / "examples" / "ddp_train.py")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "made from the process group" in done.stdout.splitlines()[-1]
+    assert "carbonkit: Job " in done.stderr and "total, 1 host(s), made from the process group" in done.stderr
+    assert "host node1 (measured by rank " in done.stderr and "ranks 0,1)" in done.stderr
