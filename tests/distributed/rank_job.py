@@ -75,7 +75,8 @@ def main() -> None:
         dist.barrier()  # rank 0 has stopped
         dist.destroy_process_group()
         return
-    tracker = carbonkit.Tracker(epochs=2, quiet=True, interval_s=0.05)
+    tracker = carbonkit.Tracker(epochs=2, quiet=True, interval_s=0.05, functional_unit="sample")
+    tracker.add_units(10)  # the samples this rank processed
     if scenario == "rank0-only":
         assert dist is not None
         dist.barrier()

@@ -120,6 +120,8 @@ def test_one_host_counts_its_gpus_once(tmp_path: Path) -> None:
     assert job.components["gpu"].it_energy_kwh == pytest.approx(measurer.components["gpu"].it_energy_kwh)
     assert len(job.epochs) == 2
     assert [e.start_s for e in job.epochs] == [e.start_s for e in locals_[0].epochs]  # rank 0's epochs
+    assert job.units == 40 and job.sci is not None  # every rank's 10 samples
+    assert job.sci.operational_g == pytest.approx(job.co2eq_g)
 
 
 def test_local_rank_zero_starting_last_is_still_counted_once(tmp_path: Path) -> None:

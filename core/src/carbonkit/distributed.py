@@ -389,14 +389,26 @@ class StoreExchange:
         return parts, expected
 
 
-def part_of(report: Report, ctx: JobContext, role: str | None, rank: int) -> dict[str, Any]:
-    """What one rank sends rank 0: where it ran, its role, and its report when it measured."""
+def part_of(report: Report, ctx: JobContext, role: str | None, rank: int, units: float = 0.0) -> dict[str, Any]:
+    """What one rank sends rank 0: where it ran, its role, its report when it measured, and the
+    functional units it counted."""
     return {
         "rank": rank,
         "host": ctx.host,
         "role": role,
         "report": report.to_dict() if role != "observer" else None,
+        "units": units,
     }
+
+
+def job_units(own_units: float, parts: Mapping[int, Mapping[str, Any]]) -> float:
+    """The job's functional units: every rank's count added up."""
+    total = own_units
+    for part in parts.values():
+        value = part.get("units")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            total += float(value)
+    return total
 
 
 # -- adding hosts up ---------------------------------------------------------------------------
@@ -457,7 +469,8 @@ def combine(
 
     Each host is priced with its own intensity (its measurer's report already is); energy, CO2eq
     and components are summed, device labels prefixed with the host (``"a/gpu0 ..."``), and the
-    epochs are rank 0's, each with the energy of every host in it.
+    epochs are rank 0's, each with the energy of every host in it. ``sci`` is left to the
+    caller (it needs every rank's units).
     """
     notes = list(warnings)
     it_kwh = sum(h.it_energy_kwh for h, _ in hosts)

@@ -560,7 +560,7 @@ class Tracker:
                 rank, world, store = group
                 exchange = dist.StoreExchange(store, rank, world)
                 if rank != 0:
-                    part = dist.part_of(own, self._job, self._role, rank)
+                    part = dist.part_of(own, self._job, self._role, rank, self._units_counted())
                     outcome = worker.call(exchange.post, part, deadline_s=max(deadline - self._clock(), 0.05))
                     if not outcome.ok:
                         _logger.warning("carbonkit: this rank's figures could not be sent to rank 0: %s",
@@ -572,7 +572,8 @@ class Tracker:
                 parts, expected = outcome.value if outcome.ok else ({}, world - 1)
                 late = expected - len(parts)
                 if late <= 0:
-                    return dist.from_parts(own, self._job, self._role, rank, parts, world)
+                    job = dist.from_parts(own, self._job, self._role, rank, parts, world)
+                    return self._job_sci(job, dist.job_units(self._units_counted(), parts))
                 why = (f"{late} of the {expected} other process(es) running a tracker did not send their figures "
                        "before rank 0's stop() timed out")
                 by_logs = self._from_logs(worker, own, deadline, why)
@@ -589,6 +590,19 @@ class Tracker:
         except Exception as exc:  # the job total must never break stop()
             _logger.warning("carbonkit: the job's total could not be made: %r", exc)
             return own
+
+    def _units_counted(self) -> float:
+        return self._final_units if self._final_units is not None else self._units
+
+    def _job_sci(self, job: Report, units: float) -> Report:
+        """The job's SCI per functional unit: its CO2eq, its devices, every rank's units."""
+        unit = self.config.functional_unit
+        if unit is None or units <= 0:
+            return job
+        from .reports.sci import sci_from_report
+
+        return attrs.evolve(job, functional_unit=unit, units=units,
+                            sci=sci_from_report(job, units, unit, self._embodied))
 
     def _from_logs(self, worker: Worker, own: Report, deadline: float, why: str) -> Report | None:
         from . import distributed as dist
