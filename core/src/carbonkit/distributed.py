@@ -15,8 +15,9 @@ rank starts first: a job whose local rank 0 never creates a tracker is still mea
 returns the whole job's report (:func:`combine`): each host's figures come from its measurer,
 priced with that host's own location and intensity, and are added up; the epochs are rank 0's.
 The figures travel through the key-value store of the job's default process group (the store
-every rank already used to find the others): each rank writes one key at ``stop()`` without
-waiting for anyone, and rank 0 waits for the others' keys until its ``stop()`` deadline. No
+every rank already used to find the others): each process running a tracker counts itself
+there once, each rank writes one key at ``stop()`` without waiting for anyone, and rank 0 waits
+for the keys of the processes counted until its ``stop()`` deadline. No
 collective operation is issued, so the job's own collectives are never interleaved with ours,
 nothing stays pending on the job's process group, and a rank that never reaches ``stop()``
 costs rank 0 one bounded wait. Without ``torch.distributed``, or when a rank did not answer in
