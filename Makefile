@@ -3,7 +3,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-distributed lint bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<0.14"
@@ -20,6 +20,19 @@ test: setup
 	$(UV) run --locked mypy
 	$(UV) run --locked pytest
 
+# Real multi-process jobs (torchrun on gloo) need torch: its CPU build goes into a separate
+# virtual environment, .venv-frameworks, with the workspace packages the jobs use
+# (tests/distributed skips without torch, so `make test` passes without it).
+FRAMEWORKS_VENV := .venv-frameworks
+test-distributed:
+	@test -x $(FRAMEWORKS_VENV)/bin/python || $(PYTHON) -m venv $(FRAMEWORKS_VENV)
+	@# "+cpu" names the CPU build: pip never falls back to a CUDA build of the same version.
+	@$(FRAMEWORKS_VENV)/bin/python -c "import torch" 2>/dev/null || \
+		$(FRAMEWORKS_VENV)/bin/pip install --quiet "torch==2.13.0+cpu"
+	@$(FRAMEWORKS_VENV)/bin/pip install --quiet -e core -e plugins/nvml -e plugins/rapl -e plugins/intensity_static \
+		-e plugins/cpu_estimate pytest
+	$(FRAMEWORKS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/distributed
+
 lint: setup
 	$(UV) run --locked ruff check .
 	$(UV) run --locked mypy
@@ -28,4 +41,4 @@ bench: setup
 	$(UV) run --locked python benchmarks/run.py
 
 clean:
-	rm -rf .venv .pytest_cache carbonkit-logs
+	rm -rf .venv $(FRAMEWORKS_VENV) .pytest_cache carbonkit-logs

@@ -671,3 +671,30 @@ def test_without_a_driver_the_bindings_are_not_imported(tmp_path: Path) -> None:
     if sys.platform.startswith("linux"):
         assert imported == "False"
         assert reason.startswith("no NVIDIA driver on this machine") and missing[0] in reason
+
+
+def test_the_job_gpus_replace_a_per_task_cuda_visible_devices() -> None:
+    """In a Slurm step of several tasks each task's CUDA_VISIBLE_DEVICES names its own GPU: the
+    process that measures the host counts the step's GPUs on the node instead; an explicit
+    nvml.gpus wins; process attribution keeps each task's own GPUs."""
+    from carbonkit_nvml import job_gpus
+
+    def chosen(environ: dict[str, str], **config: Any) -> list[int]:
+        fake = FakePynvml([FakeGpu(name=H100, uuid=f"GPU-{i}aaaaaaa-0000-0000-0000-00000000000{i}") for i in range(4)])
+        found = NvmlSource.discover(carbonkit.Config(**config), nvml=fake, environ=environ)
+        gpus = [g.index for s in found if isinstance(s, NvmlSource) for g in s.gpus]
+        for s in found:
+            if isinstance(s, NvmlSource):
+                s.close()
+        return gpus
+
+    task = {"CUDA_VISIBLE_DEVICES": "3", "SLURM_NTASKS": "2", "SLURM_STEP_GPUS": "2,3"}
+    assert chosen(task) == [2, 3]
+    assert chosen({**task, "SLURM_STEP_GPUS": "", "SLURM_JOB_GPUS": "1,3"}) == [1, 3]
+    assert chosen({**task, "SLURM_STEP_GPUS": "4,5,6,7"}) == [0, 1, 2, 3]  # cgroups: NVML sees the step's 4
+    assert chosen({**task, "SLURM_NTASKS": "1"}) == [3]
+    assert chosen(task, attribution="process") == [3]
+    assert chosen({**task, "CARBONKIT_NVML_GPUS": "all"}) == [0, 1, 2, 3]
+    assert chosen({"CUDA_VISIBLE_DEVICES": "0"}, options={"nvml.gpus": "1,2"}) == [1, 2]
+    with pytest.raises(carbonkit.ConfigError, match="CARBONKIT_NVML_GPUS=' ' is not valid"):
+        job_gpus(carbonkit.Config(), {"CARBONKIT_NVML_GPUS": " "}, 4)

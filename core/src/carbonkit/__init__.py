@@ -70,6 +70,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         Fallback as Fallback,
     )
     from .records import (
+        HostReport as HostReport,
+    )
+    from .records import (
         IntensityProvenance as IntensityProvenance,
     )
     from .records import (
@@ -102,6 +105,7 @@ _LAZY = {
     "DroppedSource": "records",
     "EpochRecord": "records",
     "Fallback": "records",
+    "HostReport": "records",
     "IntensityProvenance": "records",
     "IntensityProvider": "protocols",
     "IntensitySample": "records",
@@ -130,6 +134,7 @@ __all__ = [
     "DroppedSource",
     "EpochRecord",
     "Fallback",
+    "HostReport",
     "IntensityError",
     "IntensityProvenance",
     "IntensityProvider",

@@ -141,16 +141,22 @@ def compose(
     pm: pluggy.PluginManager | None = None,
     http_client: Any = None,
     location_given_by: str = "argument",
+    measure: bool = True,
 ) -> Composition:
     """Decide the run's parts. Plugin code runs only under deadlines (see the module docstring).
 
     :raises ConfigError: for objects given explicitly that break the contract, an unknown zone,
         or an unknown predictor or intensity provider name.
     :raises NoPowerSourceError: when no power source is left.
+
+    ``measure=False`` (an observer in a multi-process job: another process measures this host)
+    asks no plugin for power sources and chooses none.
     """
     from . import plugins as plug
 
     warnings: list[str] = []
+    if not measure:
+        sources = []
     needs_pm = sources is None or provider is None or predictor is None or reporters is None
     if needs_pm and pm is None:
         pm = plug.make_plugin_manager(log_failures=False)
@@ -238,7 +244,7 @@ def compose(
             worker.call(_close, s, deadline_s=DEVICES_DEADLINE_S)
             continue
         slots.append(slot)
-    if not slots:
+    if not slots and measure:
         reasons = "; ".join(f"{n.plugin}: {n.reason}" for n in notes)
         raise NoPowerSourceError(_NO_SOURCE_HINT + (f" (plugins said: {reasons})" if reasons else ""))
     chosen, dropped = _select(slots)

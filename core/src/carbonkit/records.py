@@ -26,6 +26,7 @@ __all__ = [
     "DroppedSource",
     "EpochRecord",
     "Fallback",
+    "HostReport",
     "IntensityProvenance",
     "IntensitySample",
     "IntensityUse",
@@ -320,6 +321,42 @@ def signal_shares(used: Iterable[IntensityUse]) -> dict[str, float]:
 
 
 @frozen(kw_only=True)
+class HostReport(_Record):
+    """What one host of a multi-host job measured: its own devices, location and intensity.
+
+    :param host: The host's identity (its host name, or ``CARBONKIT_HOST``).
+    :param rank: The global rank of the process that measured it (the host's measurer).
+    :param ranks: Every rank of the job seen on this host.
+    :param location: The host's zone; its energy is priced with this zone's intensity.
+    :param components: Energy per component on this host (device labels as the host gave them).
+    """
+
+    host: str
+    rank: int | None
+    ranks: tuple[int, ...] = field(converter=tuple_of, default=())
+    start_time: datetime = field(converter=_utc)
+    end_time: datetime = field(converter=_utc)
+    duration_s: float
+    it_energy_kwh: float
+    energy_kwh: float
+    co2eq_g: float
+    pue: float
+    intensity_g_per_kwh: float
+    location: str
+    intensity: IntensityProvenance
+    components: Mapping[str, ComponentReport] = field(converter=dict_of, factory=dict)
+    completed: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HostReport:
+        names = {a.name for a in attrs.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["intensity"] = IntensityProvenance.from_dict(data["intensity"])
+        values["components"] = {k: ComponentReport.from_dict(v) for k, v in data.get("components", {}).items()}
+        return cls(**values)
+
+
+@frozen(kw_only=True)
 class Report(_Record):
     """The footprint of a tracked run.
 
@@ -335,6 +372,14 @@ class Report(_Record):
     ``"CARBONKIT_LOCATION"``, ``"default"``, what a ``resolve_location`` hook said
     (:meth:`ResolvedLocation.describe`, e.g. ``"cloud metadata: aws eu-west-1"``), or
     ``"resolve_location hook"`` for a hook that returned a plain zone code.
+
+    In a multi-process job (``docs/distributed.md``): ``role`` is ``"measurer"`` (this process
+    read the host's devices) or ``"observer"`` (another process of the job on this host did;
+    this one recorded its epochs and measured nothing), None outside such a job. On global rank
+    0, ``stop()`` returns the job's report: ``hosts`` holds one :class:`HostReport` per host
+    and ``job_total`` says how it was made (``"process group"``, ``"run logs"``, or
+    ``"this host only"`` when the other hosts did not answer in time); both are empty/None in
+    a one-process report.
     """
 
     carbonkit_version: str
@@ -368,6 +413,10 @@ class Report(_Record):
     cut_short: tuple[str, ...] = field(converter=tuple_of, default=())
     ended_by: str | None = None
     location_source: str | None = None
+    role: str | None = None
+    job: str | None = None
+    hosts: tuple[HostReport, ...] = field(converter=tuple_of, default=())
+    job_total: str | None = None
 
     @property
     def methods(self) -> dict[str, str]:
@@ -391,4 +440,5 @@ class Report(_Record):
             from .reports.sci import SCI
 
             values["sci"] = SCI.from_dict(data["sci"])
+        values["hosts"] = [HostReport.from_dict(h) for h in data.get("hosts") or ()]
         return cls(**values)

@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import platform
-import socket
 import sys
 import threading
 import time
@@ -65,6 +64,9 @@ CLOSE_DEADLINE_S = 1.0
 #: ``stop()`` gives a first intensity fetch still under way this long to finish (a local or
 #: fast provider makes it; a slow network is not waited for: the static value prices the run).
 FIRST_FETCH_GRACE_S = 0.05
+#: Longest the job's store may take, at construction, to count this process among the job's
+#: processes running trackers (multi-process jobs only).
+REGISTER_DEADLINE_S = 2.0
 #: An ``epoch_end()`` wakes the sampler at once, but ticks are never closer than this.
 MIN_TICK_GAP_S = 0.02
 
@@ -114,6 +116,12 @@ class Tracker:
     :param http_client: An ``httpx.Client`` for providers (default: the core's own, created
         when a provider first needs it).
     :param plugin_manager: A manager from :func:`carbonkit.make_plugin_manager`.
+
+    In a job of several processes (``docs/distributed.md``) only the first process per host to
+    start measures; the others (:attr:`role` ``"observer"``) use no power source, not even
+    ``sources=``, and ask no intensity API. On global rank 0, :meth:`stop` returns the job's
+    report.
+
     :raises ConfigError: on any invalid argument or variable, naming it and what is accepted.
     :raises NoPowerSourceError: when no power source is left after every plugin was tried.
     """
@@ -194,29 +202,47 @@ class Tracker:
         self._own_client = http_client is None
         self._http: Any = http_client if http_client is not None else LazyHttpClient()
         given_by = config.describe_source("location")
+        self._job, self._role, self._host_lock, role_why = _job_role(config)
+        if self._role is not None:
+            _logger.info("carbonkit: %s (%s)", self._role, role_why)
+        self._role_why = role_why
+        if self._role == "observer" and provider is None:
+            # It measures nothing, so it prices nothing: no live API is asked once per process.
+            from .default_plugins.constant_intensity import WorldAverage
+
+            provider = [WorldAverage()]
         try:
-            comp = compose(
-                config,
-                sources=sources,
-                provider=provider,
-                predictor=predictor,
-                reporters=reporters,
-                pm=plugin_manager,
-                http_client=self._http,
-                location_given_by=given_by,
-            )
+            comp = self._compose(config, sources, provider, predictor, reporters, plugin_manager, given_by)
         except BaseException:
+            self._release_host()
             if self._own_client:  # a resolve_location hook may have used it: leave no socket open
                 self._http.close()
             raise
         comp.warnings[:0] = early_warnings
         self._start(comp)
 
+    def _compose(self, config: Config, sources: Sequence[PowerSource] | None,
+                 provider: IntensityProvider | Sequence[IntensityProvider] | None, predictor: Predictor | None,
+                 reporters: Sequence[Reporter] | None, plugin_manager: pluggy.PluginManager | None,
+                 given_by: str) -> Composition:
+        return compose(
+            config,
+            sources=sources,
+            provider=provider,
+            predictor=predictor,
+            reporters=reporters,
+            pm=plugin_manager,
+            http_client=self._http,
+            location_given_by=given_by,
+            measure=self._role != "observer",
+        )
+
     # -- starting ---------------------------------------------------------------------------
 
     def _start(self, comp: Composition) -> None:
         """Take the first reading (t = 0: the run starts here) and start the threads."""
         self._composition = comp
+        self._registered = False
         self.config = config = comp.config
         self._pm = comp.pm
         self._slots: list[SourceSlot] = comp.sources
@@ -319,6 +345,38 @@ class Tracker:
         from . import _signals
 
         _signals.register(self)
+        self._register_with_job(wait=True)
+
+    def _register_with_job(self, *, wait: bool) -> None:
+        """Count this process among the job's processes running trackers, once the job's process
+        group exists (see :func:`carbonkit.distributed.register`): at construction, bounded; or
+        later from the sampler, in the background."""
+        if self._registered or "torch" not in sys.modules:
+            return
+        from . import distributed as dist
+
+        group = dist.torch_group()
+        if group is None or group[1] < 2:
+            return
+        self._registered = True
+        if dist.registered():
+            return
+        if wait:
+            worker = Worker("carbonkit-job")
+            outcome = worker.call(dist.register, group[2], deadline_s=REGISTER_DEADLINE_S)
+            worker.close()
+            if not outcome.ok:
+                _logger.warning("carbonkit: the job's store did not answer (%s)",
+                                describe_failure(outcome, REGISTER_DEADLINE_S))
+            return
+
+        def run() -> None:
+            try:
+                dist.register(group[2])
+            except Exception as exc:
+                _logger.warning("carbonkit: the job's store did not answer (%r)", exc)
+
+        threading.Thread(target=run, name="carbonkit-job", daemon=True).start()
 
     # -- the training thread's API ----------------------------------------------------------
 
@@ -474,10 +532,118 @@ class Tracker:
                 self._http.close()
             except Exception:  # noqa: S110 - closing a client we own must not fail stop()
                 pass
+        self._release_host()
+        self._local_report = self._report
+        self._report = self._job_report(self._report, deadline)
+        if self._report is not self._local_report and not self.config.quiet:
+            self._print_job(self._report)
         from . import _signals
 
         _signals.unregister(self)
         return self._report
+
+    def _print_job(self, report: Report) -> None:
+        from .default_plugins.console_reporter import PREFIX, describe_report
+
+        try:
+            sys.stderr.write("".join(f"{PREFIX}{line}\n" for line in describe_report(report)))
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed stream must not break stop()
+            pass
+
+    def _release_host(self) -> None:
+        lock, self._host_lock = self._host_lock, None
+        if lock is not None:
+            lock.release()
+
+    def _job_report(self, own: Report, deadline: float) -> Report:
+        """In a multi-process job: send this rank's part (any rank but 0) or make the job's report
+        (global rank 0), within ``deadline``; see :mod:`carbonkit.distributed`. Never raises."""
+
+        worker = Worker("carbonkit-job")
+        try:
+            return self._job_report_on(worker, own, deadline)
+        finally:
+            worker.close()
+
+    def _job_report_on(self, worker: Worker, own: Report, deadline: float) -> Report:
+        from . import distributed as dist
+
+        try:
+            group = dist.torch_group()
+            if group is not None and group[1] < 2:
+                group = None  # one process: nothing to add up
+            if group is None and self._role is None:
+                return own
+            if group is not None:
+                rank, world, store = group
+                exchange = dist.StoreExchange(store, rank, world)
+                if rank != 0:
+                    part = dist.part_of(own, self._job, self._role, rank, self._units_counted())
+                    outcome = worker.call(exchange.post, part, deadline_s=max(deadline - self._clock(), 0.05))
+                    if not outcome.ok:
+                        _logger.warning("carbonkit: this rank's figures could not be sent to rank 0: %s",
+                                        describe_failure(outcome, max(deadline - self._clock(), 0.05)))
+                    return own
+                margin = 0.1
+                outcome = worker.call(exchange.collect, deadline - margin, self._clock,
+                                      deadline_s=max(deadline - self._clock(), 0.05))
+                parts, expected = outcome.value if outcome.ok else ({}, world - 1)
+                late = expected - len(parts)
+                if late <= 0:
+                    job = dist.from_parts(own, self._job, self._role, rank, parts, world)
+                    return self._job_sci(job, dist.job_units(self._units_counted(), parts))
+                why = (f"{late} of the {expected} other process(es) running a tracker did not send their figures "
+                       "before rank 0's stop() timed out")
+                by_logs = self._from_logs(worker, own, deadline, why)
+                if by_logs is not None:
+                    return by_logs
+                _logger.warning("carbonkit: %s: this report covers %s only", why, self._job.host)
+                return dist.own_host_only(own, self._job, rank, parts, why + f": this report covers {self._job.host} "
+                                          "only")
+            if self._job.rank == 0:
+                by_logs = self._from_logs(worker, own, deadline, "")
+                if by_logs is not None:
+                    return by_logs
+            return own
+        except Exception as exc:  # the job total must never break stop()
+            _logger.warning("carbonkit: the job's total could not be made: %r", exc)
+            return own
+
+    def _units_counted(self) -> float:
+        return self._final_units if self._final_units is not None else self._units
+
+    def _job_sci(self, job: Report, units: float) -> Report:
+        """The job's SCI per functional unit: its CO2eq, its devices, every rank's units."""
+        unit = self.config.functional_unit
+        if unit is None or units <= 0:
+            return job
+        from .reports.sci import sci_from_report
+
+        return attrs.evolve(job, functional_unit=unit, units=units,
+                            sci=sci_from_report(job, units, unit, self._embodied))
+
+    def _from_logs(self, worker: Worker, own: Report, deadline: float, why: str) -> Report | None:
+        from . import distributed as dist
+
+        if self.config.log_dir is None:
+            return None
+        outcome = worker.call(dist.job_from_logs, own, self._job, Path(self.config.log_dir), deadline - 0.1,
+                                    clock=self._clock, why=why, deadline_s=max(deadline - self._clock(), 0.05))
+        if outcome.ok and outcome.value is not None:
+            return outcome.value  # type: ignore[no-any-return]
+        return None
+
+    @property
+    def local_report(self) -> Report | None:
+        """This process's own report (on global rank 0 of a multi-process job, :attr:`report`
+        is the job's; this is what rank 0 itself measured)."""
+        return getattr(self, "_local_report", None) or self._report
+
+    @property
+    def role(self) -> str | None:
+        """``"measurer"`` or ``"observer"`` in a multi-process job, None otherwise."""
+        return self._role
 
     def _wait_for_reporters(self, deadline: float) -> list[str]:
         """Wait until every reporter has closed or is disabled (a stuck one is disabled at its
@@ -533,7 +699,7 @@ class Tracker:
             "schema": 1,
             "carbonkit_version": __version__,
             "plugins": comp.plugin_versions,
-            "host": socket.gethostname(),
+            "host": self._job.host,
             "pid": os.getpid(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -549,7 +715,10 @@ class Tracker:
             "predict_after": self.config.predict_after,
             "attribution": self.config.attribution,
             "tags": dict(self.config.tags),
-            **_job_identity(self.config.tags),
+            **self._job.header(),
+            "host_source": self._job.host_source,
+            "role": self._role,
+            "role_reason": self._role_why,
             "config": config,
             "sources": meta,
             "dropped": [d.to_dict() for d in comp.dropped],
@@ -674,6 +843,8 @@ class Tracker:
         for kind, tm in self._marks[n:]:
             engine.add_mark(kind, tm)
         by_name = self._read(t)
+        if not self._registered:
+            self._register_with_job(wait=False)
         self._emit("on_sample", t, by_name)
         self._drain_inbox()
         for epoch in engine.new_epochs():
@@ -778,6 +949,8 @@ class Tracker:
             ended_by=self._ended_by,
             location_source=self._composition.location_given_by,
             warnings=tuple(self._engine.warnings),
+            role=self._role,
+            job=self._job.job if self._role is not None else None,
         )
         return self._with_sci(report)
 
@@ -910,30 +1083,26 @@ def _jsonable(value: Any) -> bool:
 
 
 def _job_identity(tags: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The job id and ranks of this process, for counting a multi-host, multi-rank job once per host.
+    """The job id and ranks of this process (see :func:`carbonkit.distributed.detect`)."""
+    from .distributed import detect
 
-    ``job``: the ``job`` tag, else ``SLURM_JOB_ID``, else ``TORCHELASTIC_RUN_ID`` (torchrun's
-    default ``"none"`` is no job id). ``rank`` and ``local_rank`` from the usual launchers.
-    """
-    env = os.environ if environ is None else environ
-    job = tags.get("job") or env.get("SLURM_JOB_ID") or None
-    if job is None:
-        run_id = env.get("TORCHELASTIC_RUN_ID")
-        if run_id and run_id != "none":
-            job = run_id
+    ctx = detect(tags, environ)
+    return {"job": ctx.job, "rank": ctx.rank, "local_rank": ctx.local_rank}
 
-    def first_int(*names: str) -> int | None:
-        for name in names:
-            value = (env.get(name) or "").strip()
-            if value.isdigit():
-                return int(value)
-        return None
 
-    return {
-        "job": job,
-        "rank": first_int("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"),
-        "local_rank": first_int("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    }
+def _job_role(config: Config) -> tuple[Any, str | None, Any, str]:
+    """This process's job context, role, host lock and why (see :mod:`carbonkit.distributed`)."""
+    from . import distributed as dist
+
+    ctx = dist.detect(config.tags)
+    if not ctx.multi_process:
+        group = dist.torch_group()
+        if group is not None and group[1] > 1:  # a process group started without launcher variables
+            ctx = attrs.evolve(ctx, rank=group[0], world_size=group[1])
+    if config.attribution == "process" and ctx.multi_process:
+        return ctx, "measurer", None, "attribution='process': every process measures its own share"
+    role, lock, why = dist.choose_role(ctx)
+    return ctx, role, lock, why
 
 
 def _reason(exc: BaseException | None) -> str:

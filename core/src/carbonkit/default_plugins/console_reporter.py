@@ -69,6 +69,13 @@ def describe_start(run: RunStart) -> list[str]:
         )
     lines = ["The following components were found:"]
     lines += [f"  {comp.upper()}: {'; '.join(descr)}" for comp, descr in by_component.items()]
+    header = run.header or {}
+    if header.get("role") == "observer":
+        lines.append(f"  none measured here: {header.get('role_reason') or 'another process measures this host'} "
+                     "(this process records its epochs only)")
+    elif header.get("role") == "measurer":
+        lines.append(f"  this process measures host {header.get('host')} for job {header.get('job')} "
+                     f"({header.get('role_reason')})")
     for d in run.dropped:
         lines.append(f"  not used: {d.name} ({d.component}, {d.method}): {d.reason}")
     how = (run.header or {}).get("location_source")
@@ -101,6 +108,13 @@ def describe_prediction(p: Prediction, methods: dict[str, str] | None = None, pu
 def describe_report(r: Report, warnings: bool = True) -> list[str]:
     n = len(r.epochs)
     head = "Actual consumption" + (f" for {n} epoch(s)" if n else "")
+    if r.job_total is not None:
+        head = f"Job {r.job} total, {len(r.hosts)} host(s), made from the {r.job_total}" + (
+            f", {n} epoch(s) of rank 0" if n else "")
+        if r.job_total == "this host only":
+            head = f"Job {r.job}: this host only (the other hosts did not answer in time)"
+    elif r.role is not None:
+        head += f" ({r.role} of job {r.job} on this host)"
     if not r.completed:
         head += " (run did not stop: recovered from its log)"
     lines = [f"{head}:", f"  Time:   {fmt_duration(r.duration_s)}"]
@@ -127,6 +141,12 @@ def describe_report(r: Report, warnings: bool = True) -> list[str]:
         lines.append(f"    signal: {r.intensity.signal} asked; energy priced by signal: {parts or 'none'}")
     for fb in r.intensity.fallbacks:
         lines.append(f"    fallback: {fb.provider} failed ({fb.reason}); used {fb.used or 'the next provider'}")
+    for h in r.hosts:
+        ranks = ",".join(str(x) for x in h.ranks)
+        lines.append(
+            f"    host {h.host} (measured by rank {h.rank}; ranks {ranks}): {fmt_kwh(h.energy_kwh)}, "
+            f"{fmt_g(h.co2eq_g)} at {h.intensity_g_per_kwh:.1f} gCO2eq/kWh in {h.location}"
+        )
     lines.append(_car_line(r.co2eq_g, tag))
     if warnings:
         lines += [f"  warning: {w}" for w in r.warnings]
@@ -146,6 +166,7 @@ class ConsoleReporter(ReporterBase):
         self.stream = stream
         self.methods: dict[str, str] = {}
         self.pue: float | None = None
+        self.observer = False
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stderr
@@ -155,12 +176,15 @@ class ConsoleReporter(ReporterBase):
     def on_start(self, run: RunStart) -> None:
         self.methods = {s["component"]: s["method"] for s in run.sources}
         self.pue = run.pue
+        self.observer = (run.header or {}).get("role") == "observer"
         self._print(describe_start(run))
 
     def on_warning(self, message: str) -> None:
         self._print([f"warning: {message}"])
 
     def on_prediction(self, prediction: Prediction) -> None:
+        if self.observer:  # it measures nothing: its prediction would be zero
+            return
         self._print(describe_prediction(prediction, self.methods, self.pue))
 
     def on_report(self, report: Report) -> None:

@@ -33,6 +33,10 @@ duplicates: each rank's share is its own. When part of a log is left out, its CO
 by the share of its energy that is counted (the intensity in force is the same for every
 component of one run; the split over time may differ slightly, and the note says so).
 
+A log whose header says ``"role": "observer"`` (a process of a multi-process job that let
+another process on its host measure, see ``docs/distributed.md``) has no components: it adds
+nothing, not even its duration.
+
 Runs without a job id are never merged. When two of them ran on one host at the same time and
 both counted a machine-level device, each holds the whole machine's energy for the overlap: a
 note says so (use ``attribution="process"`` or a ``job`` tag to avoid it).
@@ -330,7 +334,7 @@ def _contribution(
             it_energy_kwh=report.it_energy_kwh,
             energy_kwh=report.energy_kwh,
             co2eq_g=report.co2eq_g,
-            duration_s=report.duration_s,
+            duration_s=report.duration_s if counted else 0.0,  # an observer's run measured nothing
             device_hours=device_hours,
         )
     if not counted:

@@ -147,6 +147,8 @@ def _runs_table(agg: Aggregate, shown: set[str]) -> str:
     for i, (run, c) in enumerate(zip(agg.runs, agg.contributions), 1):
         rep = run.report
         status = [] if rep.completed else ["incomplete"]
+        if run.header.get("role") == "observer":
+            status.append("observer")
         if c.counted == "none":
             status.append("duplicate of " + ", ".join(f"#{number[f]}" for f in c.duplicate_of))
         elif c.counted == "part":

@@ -75,6 +75,8 @@ def _device_hours(hours: dict[str, float] | Any) -> str:
 
 def _status(run: RunLog, c: Contribution, number: dict[str, int]) -> str:
     parts = [] if run.report.completed else ["incomplete"]
+    if run.header.get("role") == "observer":
+        parts.append("observer")
     if c.counted == "none":
         parts.append("duplicate of " + ", ".join(f"#{number[f]}" for f in c.duplicate_of))
     elif c.counted == "part":

@@ -46,12 +46,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_POWER_W",
+    "GPUS_OPTION",
+    "GPUS_VARIABLE",
     "MAX_POWER_MARGIN",
     "PLUGIN",
     "PROCESS_GPUS_OPTION",
     "PROCESS_GPUS_VARIABLE",
     "Gpu",
     "NvmlSource",
+    "job_gpus",
     "register_power_sources",
 ]
 
@@ -62,6 +65,9 @@ PLUGIN = "nvml"
 #: The ``config.options`` key of the process filter, and its environment variable.
 PROCESS_GPUS_OPTION = "nvml.process_gpus"
 PROCESS_GPUS_VARIABLE = "CARBONKIT_NVML_PROCESS_GPUS"
+#: The ``config.options`` key of the GPUs to measure instead of ``CUDA_VISIBLE_DEVICES``, and its variable.
+GPUS_OPTION = "nvml.gpus"
+GPUS_VARIABLE = "CARBONKIT_NVML_GPUS"
 
 #: A GPU's ceiling is this many times its largest settable power limit: boards draw above their
 #: limit for milliseconds (transients), and readings older than Ampere are instantaneous.
@@ -241,6 +247,12 @@ class NvmlSource:
             return [_unavailable(f"NVML cannot count the GPUs (NVML: {err})", "check that nvidia-smi works", warn=True)]
         if not gpus and not unreadable:
             return [_unavailable("NVML is installed but finds no NVIDIA GPU", "nothing to do on a machine without one")]
+        choice, why = job_gpus(config, environ, len(gpus) + len(unreadable))
+        if choice is not None:
+            _logger.info("GPUs measured: %s (%s)", choice or "all", why)
+            environ = {k: v for k, v in environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+            if choice:
+                environ["CUDA_VISIBLE_DEVICES"] = choice
         selection = select(gpus, unreadable, nvml, environ)
         for message in selection.warnings:
             _logger.warning(message)
@@ -362,6 +374,43 @@ class NvmlSource:
             self.gpus[i].label,
             -delta_mj / 1000.0,
         )
+
+
+def job_gpus(config: Config, environ: Mapping[str, str], count: int) -> tuple[str | None, str]:
+    """The GPUs to measure instead of ``CUDA_VISIBLE_DEVICES``: ``(list, why)``, ``""`` for every
+    GPU NVML lists, None to follow ``CUDA_VISIBLE_DEVICES``.
+
+    ``nvml.gpus`` (``CARBONKIT_NVML_GPUS``): ``all``, or a list written like
+    ``CUDA_VISIBLE_DEVICES`` (NVML indices or UUIDs). Unset, in a Slurm step of several tasks
+    measured for the whole machine (``attribution="machine"``): the step's GPUs on this node
+    (``SLURM_STEP_GPUS``, else ``SLURM_JOB_GPUS``), because with ``--gpus-per-task`` or
+    ``--gpu-bind`` each task's ``CUDA_VISIBLE_DEVICES`` names only its own GPU while the
+    process that measures the host must count every GPU the job holds there. Slurm gives global
+    GPU ids; when NVML sees exactly as many GPUs as the step holds (devices constrained by
+    cgroups), they are all the step's and all are measured.
+
+    :raises ConfigError: when ``nvml.gpus`` is set but empty or not text.
+    """
+    if GPUS_OPTION in config.options:
+        value: Any = config.options[GPUS_OPTION]
+        where = f"config.options[{GPUS_OPTION!r}]"
+    else:
+        value = environ.get(GPUS_VARIABLE)
+        where = GPUS_VARIABLE
+    if value is not None:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}={value!r} is not valid: expected 'all' or a list of GPU indices or UUIDs "
+                              "written like CUDA_VISIBLE_DEVICES ('0,1' or 'GPU-...')")
+        text_value = value.strip()
+        return ("" if text_value.lower() == "all" else text_value), where
+    tasks = (environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS") or "").strip()
+    slurm = (environ.get("SLURM_STEP_GPUS") or environ.get("SLURM_JOB_GPUS") or "").strip()
+    if config.attribution != "machine" or not slurm or not tasks.isdigit() or int(tasks) < 2:
+        return None, ""
+    ids = [x.strip() for x in slurm.split(",") if x.strip()]
+    if len(ids) == count:
+        return "", f"the {count} GPUs NVML sees are the Slurm step's ({slurm})"
+    return ",".join(ids), f"the Slurm step's GPUs on this node ({slurm})"
 
 
 def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
