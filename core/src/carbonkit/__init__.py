@@ -58,6 +58,12 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         RunStart as RunStart,
     )
     from .records import (
+        BudgetExceeded as BudgetExceeded,
+    )
+    from .records import (
+        BudgetReport as BudgetReport,
+    )
+    from .records import (
         ComponentReport as ComponentReport,
     )
     from .records import (
@@ -85,6 +91,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         Report as Report,
     )
     from .records import (
+        Snapshot as Snapshot,
+    )
+    from .records import (
         Unavailable as Unavailable,
     )
     from .runlog import load_run as load_run
@@ -94,6 +103,8 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BudgetExceeded": "records",
+    "BudgetReport": "records",
     "ComponentReport": "records",
     "Config": "config",
     "DroppedSource": "records",
@@ -112,6 +123,7 @@ _LAZY = {
     "hookimpl": "hookspecs",
     "RunStart": "protocols",
     "SimulatedSource": "sources",
+    "Snapshot": "records",
     "Tracker": "tracker",
     "Unavailable": "records",
     "load_run": "runlog",
@@ -119,6 +131,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "BudgetExceeded",
+    "BudgetReport",
     "CarbonkitError",
     "ComponentReport",
     "Config",
@@ -146,6 +160,7 @@ __all__ = [
     "RunLogError",
     "RunStart",
     "SimulatedSource",
+    "Snapshot",
     "Tracker",
     "Unavailable",
     "UnknownZoneError",

@@ -23,6 +23,8 @@ blank string counts as unset):
                                   ``0``/``false``/``no``/``off`` does not
 ``CARBONKIT_EMBODIED``            embodied emissions per component, a JSON object or
                                   ``@path/to/file.json``
+``CARBONKIT_BUDGET_G``            carbon budget of the run, grams CO2eq (> 0)
+``CARBONKIT_BUDGET_KWH``          energy budget of the run, kWh including PUE (> 0)
 ``CARBONKIT_DISABLE_PLUGINS``     comma-separated plugin names not to load (read by the loader)
 ``CARBONKIT_PLUGINS``             comma-separated allow-list of external plugins (``""``: none)
 ``CARBONKIT_TRACE_PLUGINS``       ``1`` logs every hook call at DEBUG (read by the loader)
@@ -61,6 +63,8 @@ Floors and ceilings, and why (each error message repeats the reason for the boun
 - ``epochs`` and ``predict_after``: **1 to 10,000,000**. The tracker keeps a record per epoch;
   beyond ten million the number is almost certainly steps or samples, which belong in
   ``functional_unit`` and ``add_units()``. ``predict_after`` is also at most ``epochs``.
+- ``budget_g`` and ``budget_kwh``: a finite number **> 0** (grams CO2eq; kWh including PUE),
+  or None for no budget. A budget of 0 would be exceeded by the first reading.
 - ``pid``: a whole number > 0. ``tags``: strings to strings. ``options``: a mapping with string
   keys. ``quiet``: ``True`` or ``False`` only. ``embodied``: ``{"gpu": {"kgco2e": ...,
   "lifetime_years": ..., "source": ...}}`` (checked by :func:`carbonkit.reports.sci.embodied_from_config`).
@@ -147,6 +151,8 @@ VARIABLES: Mapping[str, str] = {
     "CARBONKIT_INTENSITY_PROVIDER": "intensity_provider",
     "CARBONKIT_QUIET": "quiet",
     "CARBONKIT_EMBODIED": "embodied",
+    "CARBONKIT_BUDGET_G": "budget_g",
+    "CARBONKIT_BUDGET_KWH": "budget_kwh",
 }
 
 #: Every ``CARBONKIT_*`` variable known to be read, by whom. Names here never draw a warning.
@@ -241,6 +247,8 @@ _TAGS = "tags must map strings to strings, e.g. {'job': 'resnet50', 'team': 'vis
 _OPTIONS = "options must be a mapping with string keys, e.g. {'rapl.root': '/sys/class/powercap'}"
 _PID = "pid must be a whole number > 0 (the process id at the root of the tracked process tree)"
 _LOG_DIR = "log_dir must be a folder path (a str or os.PathLike), or None for no run log"
+_BUDGET_G = "budget_g must be a number of grams CO2eq > 0 (the run's carbon budget), or None for none"
+_BUDGET_KWH = "budget_kwh must be a number of kWh > 0, PUE included (the run's energy budget), or None for none"
 _EMBODIED = "embodied must map components to {'kgco2e': kg per device, 'lifetime_years': years, 'source': text}"
 
 
@@ -338,6 +346,16 @@ def _rule_predict_after(value: object) -> int:
     return number
 
 
+def _rule_budget(accepted: str) -> Callable[[object], float]:
+    def rule(value: object) -> float:
+        number = _real(value, accepted)
+        if number <= 0:
+            raise _Rejected("not a positive number", accepted)
+        return number
+
+    return rule
+
+
 def _rule_location(value: object) -> str:
     if not isinstance(value, str):
         raise _Rejected("not a string", _LOCATION)
@@ -365,6 +383,12 @@ def _rule_attribution(value: object) -> str:
 def _rule_quiet(value: object) -> bool:
     if not isinstance(value, bool):
         raise _Rejected("not a bool", _QUIET)
+    return value
+
+
+def _rule_progress(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Rejected("not a bool", "progress must be True or False")
     return value
 
 
@@ -425,7 +449,7 @@ def _rule_pue_source(value: object) -> str:
 
 
 _rule_provider = _name_rule("intensity_provider", "'intensity_dk' or 'intensity_gb:national'")
-_rule_predictor = _name_rule("predictor", "'linear'")
+_rule_predictor = _name_rule("predictor", "'adaptive' or 'linear'")
 
 _RULES: Mapping[str, Callable[[object], Any]] = {
     "location": _rule_location,
@@ -447,6 +471,9 @@ _RULES: Mapping[str, Callable[[object], Any]] = {
     "functional_unit": _rule_functional_unit,
     "embodied": _rule_embodied,
     "options": _rule_options,
+    "progress": _rule_progress,
+    "budget_g": _rule_budget(_BUDGET_G),
+    "budget_kwh": _rule_budget(_BUDGET_KWH),
 }
 
 
@@ -460,7 +487,9 @@ def _argument(name: str, value: object) -> Any:
         raise ConfigError(f"{name}={value!r} is {exc.problem}: {exc.accepted}") from None
 
 
-_OPTIONAL = frozenset({"location", "epochs", "log_dir", "intensity_provider", "postcode", "functional_unit"})
+_OPTIONAL = frozenset(
+    {"location", "epochs", "log_dir", "intensity_provider", "postcode", "functional_unit", "budget_g", "budget_kwh"}
+)
 
 
 # attrs converters must be named functions (for type checkers): one per field.
@@ -540,6 +569,18 @@ def _c_options(value: object) -> dict[str, Any]:
     return _argument("options", value)  # type: ignore[no-any-return]
 
 
+def _c_progress(value: object) -> bool:
+    return _argument("progress", value)  # type: ignore[no-any-return]
+
+
+def _c_budget_g(value: object) -> float | None:
+    return _argument("budget_g", value)  # type: ignore[no-any-return]
+
+
+def _c_budget_kwh(value: object) -> float | None:
+    return _argument("budget_kwh", value)  # type: ignore[no-any-return]
+
+
 def _c_given_by(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(f"given_by must map field names to 'argument', 'default' or a variable name, got {value!r}")
@@ -587,6 +628,7 @@ class Config:
         seconds from 1 to 3600 that divides an hour.
     :param predictor: Name of the predictor.
     :param quiet: Silence the console reporter.
+    :param progress: Have the console reporter print one line per epoch.
     :param attribution: ``"machine"`` (whole machine) or ``"process"`` (the tracked process
         tree's share).
     :param postcode: Outward postcode, for regional providers that use one.
@@ -597,6 +639,8 @@ class Config:
     :param embodied: Embodied emissions per component, for SCI:
         ``{"gpu": {"kgco2e": 150, "lifetime_years": 4, "source": "..."}}``.
     :param options: Settings for third-party plugins, by key.
+    :param budget_g: Carbon budget of the run in grams CO2eq (> 0), or None.
+    :param budget_kwh: Energy budget of the run in kWh including PUE (> 0), or None.
     :param given_by: Where each value came from, by field: ``"argument"``, the
         ``CARBONKIT_*`` variable, or ``"default"``. Filled by :meth:`from_env`; read it with
         :meth:`describe_source`. Provenance only: it is left out of equality, so two configs
@@ -613,8 +657,9 @@ class Config:
     intensity_provider: str | None = field(default=None, converter=_c_provider)
     intensity_refresh_s: float = field(default=900.0, converter=_c_refresh)
     intensity_resolution_s: float = field(default=60.0, converter=_c_resolution)
-    predictor: str = field(default="linear", converter=_c_predictor)
+    predictor: str = field(default="adaptive", converter=_c_predictor)
     quiet: bool = field(default=False, converter=_c_quiet)
+    progress: bool = field(default=False, converter=_c_progress)
     attribution: str = field(default="machine", converter=_c_attribution)
     postcode: str | None = field(default=None, converter=_c_postcode)
     pid: int = field(factory=os.getpid, converter=_c_pid)
@@ -622,6 +667,8 @@ class Config:
     functional_unit: str | None = field(default=None, converter=_c_functional_unit)
     embodied: Mapping[str, Any] = field(factory=dict, converter=_c_embodied)
     options: Mapping[str, Any] = field(factory=dict, converter=_c_options)
+    budget_g: float | None = field(default=None, converter=_c_budget_g)
+    budget_kwh: float | None = field(default=None, converter=_c_budget_kwh)
     given_by: Mapping[str, str] = field(factory=dict, converter=_c_given_by, validator=_check_given_by, eq=False)
 
     def describe_source(self, name: str) -> str:
@@ -688,8 +735,9 @@ def _variable(var: str, name: str, raw: str) -> Any:
     """Parse and check the text of variable ``var``; the error names ``var='raw'``."""
     text = raw.strip()
     try:
-        if name in ("pue", "interval_s"):
-            value: object = _parse_float(text, _PUE if name == "pue" else _INTERVAL)
+        if name in ("pue", "interval_s", "budget_g", "budget_kwh"):
+            accepted = {"pue": _PUE, "interval_s": _INTERVAL, "budget_g": _BUDGET_G, "budget_kwh": _BUDGET_KWH}[name]
+            value: object = _parse_float(text, accepted)
         elif name == "attribution":
             value = text.lower()
         elif name == "quiet":
@@ -814,6 +862,8 @@ _ARGUMENT_ONLY = (
     "options",
     "pid",
     "predictor",
+    "on_over_budget",
+    "progress",
 )
 
 

@@ -29,7 +29,7 @@ from attrs import define, field
 
 from .config import Config
 from .protocols import ReporterBase, RunStart
-from .records import EpochRecord, IntensitySample, Prediction, Report
+from .records import BudgetExceeded, BudgetReport, EpochRecord, IntensitySample, Prediction, Report, Snapshot
 
 __all__ = [
     "FakeIntensity",
@@ -164,6 +164,18 @@ class RecordingReporter(ReporterBase):
 
     def on_warning(self, message: str) -> None:
         self.history.append(("on_warning", message))
+
+    def on_prediction_update(self, prediction: Prediction) -> None:
+        self.history.append(("on_prediction_update", prediction))
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        self.history.append(("on_budget_exceeded", event))
+
+    def on_budget_stop(self, epoch: int) -> None:
+        self.history.append(("on_budget_stop", epoch))
+
+    def on_progress(self, snapshot: Snapshot, budget: BudgetReport | None) -> None:
+        self.history.append(("on_progress", snapshot))
 
     def on_report(self, report: Report) -> None:
         self.history.append(("on_report", report))
