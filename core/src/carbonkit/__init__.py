@@ -37,6 +37,7 @@ logging.getLogger("carbonkit").addHandler(logging.NullHandler())
 TYPE_CHECKING = False  # type checkers treat this name as true; importing typing costs ~8 ms
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from .config import Config as Config
+    from .decorators import track as track
     from .hookspecs import hookimpl as hookimpl
     from .plugins import make_plugin_manager as make_plugin_manager
     from .protocols import (
@@ -128,6 +129,7 @@ _LAZY = {
     "Unavailable": "records",
     "load_run": "runlog",
     "make_plugin_manager": "plugins",
+    "track": "decorators",
 }
 
 __all__ = [
@@ -168,6 +170,7 @@ __all__ = [
     "hookimpl",
     "load_run",
     "make_plugin_manager",
+    "track",
 ]
 
 

@@ -410,6 +410,11 @@ class Report(_Record):
     names the signal that ended the run (``"SIGTERM"``), None when ``stop()`` ended it.
     ``location_source`` says how the location was found (``"argument"``,
     ``"CARBONKIT_LOCATION"``, ``"resolve_location hook"``, ``"default"``).
+    ``prediction`` is the first prediction (after ``predict_after`` epochs, as in the
+    Carbontracker paper); ``predictions`` holds it and every update after it, one per epoch,
+    each with its interval. ``budget`` is the run's budget and what became of it (None
+    without one). ``str(report)`` gives a few readable lines; in a notebook the report shows as
+    a small table (``_repr_html_``).
     """
 
     carbonkit_version: str
@@ -450,6 +455,18 @@ class Report(_Record):
     def methods(self) -> dict[str, str]:
         """Map each component to how its energy was obtained."""
         return {name: c.method for name, c in self.components.items()}
+
+    def __str__(self) -> str:
+        """A few readable lines: duration, energy, CO2eq, intensity and its source, methods."""
+        from .report_text import report_lines
+
+        return "\n".join(report_lines(self))
+
+    def _repr_html_(self) -> str:
+        """A small HTML table for notebooks, the provenance in a ``<details>`` element."""
+        from .report_text import report_html
+
+        return report_html(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
