@@ -3,7 +3,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-frameworks lint bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<0.14"
@@ -19,6 +19,20 @@ test: setup
 	$(UV) run --locked ruff check .
 	$(UV) run --locked mypy
 	$(UV) run --locked pytest
+	$(MAKE) test-frameworks
+
+# The framework callbacks against the real frameworks (PyTorch Lightning, Hugging Face transformers,
+# Keras 3 on torch), in an environment of their own made with pip: pip takes the CPU build of
+# torch pinned in requirements/frameworks.txt, where uv would fetch a CUDA build of several GB.
+FRAMEWORKS_VENV := .venv-frameworks
+$(FRAMEWORKS_VENV)/.installed: requirements/frameworks.txt core/pyproject.toml
+	@test -x $(FRAMEWORKS_VENV)/bin/python || $(PYTHON) -m venv $(FRAMEWORKS_VENV)
+	$(FRAMEWORKS_VENV)/bin/python -m pip install --quiet -r requirements/frameworks.txt
+	$(FRAMEWORKS_VENV)/bin/python -m pip install --quiet -e core
+	@touch $@
+
+test-frameworks: $(FRAMEWORKS_VENV)/.installed
+	KERAS_BACKEND=torch HF_HUB_OFFLINE=1 $(FRAMEWORKS_VENV)/bin/python -m pytest -p no:cacheprovider tests/frameworks
 
 lint: setup
 	$(UV) run --locked ruff check .
@@ -28,4 +42,4 @@ bench: setup
 	$(UV) run --locked python benchmarks/run.py
 
 clean:
-	rm -rf .venv .pytest_cache carbonkit-logs
+	rm -rf .venv .venv-frameworks .pytest_cache carbonkit-logs

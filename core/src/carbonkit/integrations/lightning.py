@@ -1,0 +1,50 @@
+"""A PyTorch Lightning callback that tracks ``Trainer.fit``::
+
+    from carbonkit.integrations.lightning import CarbonkitCallback
+
+    callback = CarbonkitCallback(location="DK-DK2", budget_g=500, on_over_budget="stop")
+    trainer = lightning.Trainer(max_epochs=10, callbacks=[callback])
+    trainer.fit(model, data)
+    print(callback.report)
+
+It takes the :class:`carbonkit.Tracker` arguments; the planned epochs come from the trainer
+(``max_epochs``, capped by ``max_steps``) unless ``epochs=`` is given. Each training epoch is a
+tracker epoch; at its end ``carbonkit/energy_kwh`` and ``carbonkit/co2eq_g`` (the figures so far,
+and the latest prediction once there is one) are logged with ``pl_module.log``, and the run's
+totals go to the trainer's loggers when training ends. With ``on_over_budget="stop"`` it sets
+``trainer.should_stop`` at the end of the epoch in which the budget was exceeded.
+
+Uses the ``lightning`` package, else ``pytorch_lightning``; when both are installed and the
+trainer is ``pytorch_lightning.Trainer``, use :mod:`carbonkit.integrations.pytorch_lightning`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from lightning.pytorch.callbacks import Callback
+except ImportError:  # the older package name
+    try:
+        from pytorch_lightning.callbacks import Callback
+    except ImportError as exc:
+        raise ImportError(
+            "carbonkit.integrations.lightning needs PyTorch Lightning, which is not installed: pip install lightning"
+        ) from exc
+
+from ._lightning_hooks import LightningHooks
+from ._training_run import TrainingRun
+
+__all__ = ["CarbonkitCallback"]
+
+
+class CarbonkitCallback(LightningHooks, Callback):  # type: ignore[misc]  # Callback is untyped here
+    """Track ``Trainer.fit`` with a :class:`carbonkit.Tracker` (see the module's documentation).
+
+    :param tracker_kwargs: The :class:`carbonkit.Tracker` arguments.
+    :raises ConfigError: for an argument the tracker does not take or a value it refuses.
+    """
+
+    def __init__(self, **tracker_kwargs: Any) -> None:
+        super().__init__()
+        self._run = TrainingRun("Lightning", tracker_kwargs)
