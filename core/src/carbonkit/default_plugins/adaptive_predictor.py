@@ -11,10 +11,10 @@ estimating the remaining epochs from the completed ones in three steps, for dura
 energy separately (``docs/predictions.md`` has the details and the figures):
 
 1. **Warm-up.** A first epoch that differs from the median of the epochs after it by more than
-   10 % (or three times their own spread, if larger) is left out of the estimate, then the next,
+   20 % (or three times their own spread, if larger) is left out of the estimate, then the next,
    up to three epochs and never more than half of those completed.
 2. **Level or trend.** With four or more epochs left, a straight line is fitted to them
-   (least squares over the last ten); when its slope is clearly not noise (t > 4) the remaining
+   (least squares over the last ten); when its slope is clearly not noise (t > 6) the remaining
    epochs follow the line. Otherwise they take a weighted mean in which each epoch counts half
    as much as one three epochs newer, so a machine that got busier is followed within a few
    epochs while noise is still averaged out.
@@ -38,6 +38,7 @@ __all__ = [
     "ASSUMED_CV",
     "HALF_LIFE_EPOCHS",
     "MAX_WARMUP",
+    "TREND_MIN_EPOCHS",
     "TREND_T",
     "WARMUP_TOLERANCE",
     "AdaptivePredictor",
@@ -48,15 +49,17 @@ __all__ = [
 ]
 
 #: A first epoch further than this (relative) from the median of the later ones is warm-up.
-WARMUP_TOLERANCE = 0.10
+WARMUP_TOLERANCE = 0.20
 #: At most this many leading epochs are left out as warm-up.
 MAX_WARMUP = 3
 #: An epoch counts half as much as one this many epochs newer in the level estimate.
 HALF_LIFE_EPOCHS = 3.0
 #: A fitted trend is followed when its slope is this many standard errors from zero.
-TREND_T = 4.0
+TREND_T = 6.0
 #: The trend is fitted to at most this many of the latest epochs.
 TREND_WINDOW = 10
+#: A trend is fitted only to at least this many epochs.
+TREND_MIN_EPOCHS = 4
 #: Epoch-to-epoch spread (coefficient of variation) assumed when one epoch gives none.
 ASSUMED_CV = 0.25
 #: Confidence of the interval.
@@ -144,7 +147,7 @@ def estimate_remaining(
         raise ValueError("no epochs to estimate from")
     end = first_index + k  # epoch number of the first remaining epoch
     future = range(end, end + remaining)
-    if trend and k >= 4:
+    if trend and k >= TREND_MIN_EPOCHS:
         fitted = _trend(values[-TREND_WINDOW:], first_index + max(k - TREND_WINDOW, 0), future)
         if fitted is not None:
             return fitted
