@@ -77,7 +77,7 @@ def run(repeats: int = 1) -> list[dict[str, Any]]:
         after = "/".join(str(k) for k in points)
         note = (f"after {after} epochs: adaptive " + " / ".join(f"{v:.1f}" for v in a)
                 + " %, linear " + " / ".join(f"{v:.1f}" for v in lin) + " %")
-        rows.append({"figure": f"energy prediction error after 3 epochs, {name}", "value": a[2], "unit": "%",
+        rows.append({"figure": f"energy prediction error after 3 epochs, {name}", "value": round(a[2], 2), "unit": "%",
                      "note": note})
     hits = total = 0
     for seed in range(NOISY_SEEDS):
