@@ -213,3 +213,27 @@ def test_snapshot_gives_figures_so_far_without_stopping():
     assert after.energy_kwh == r.energy_kwh and after.epochs == len(r.epochs)
     with pytest.raises(carbonkit.ConfigError, match="timeout_s"):
         t.snapshot(timeout_s=-1)
+
+
+def test_budget_and_predictions_survive_to_dict_and_a_killed_run(tmp_path):
+    t = make(budget_g=1e-9, on_over_budget="stop", epochs=5, reporters=[RunLogWriter(tmp_path)])
+    one_epoch(t)
+    one_epoch(t)
+    t.stopped_by_budget()
+    r = t.stop()
+    again = carbonkit.Report.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again.budget == r.budget and again.predictions == r.predictions and again.prediction == r.prediction
+    # A run killed before its report: the log alone gives back the budget and every prediction.
+    (log,) = tmp_path.glob("*.jsonl")
+    lines = log.read_text().splitlines()
+    assert json.loads(lines[-1])["type"] == "report"
+    log.write_text("\n".join(lines[:-1]) + "\n")
+    recovered = carbonkit.load_run(log)
+    assert not recovered.completed
+    assert recovered.budget == r.budget
+    assert recovered.prediction == r.prediction and recovered.predictions == r.predictions
+
+
+def test_the_predictors_are_public_names():
+    assert carbonkit.AdaptivePredictor().name == "adaptive" and carbonkit.LinearPredictor().name == "linear"
+    assert carbonkit.Config().predictor == "adaptive"

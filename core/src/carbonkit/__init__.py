@@ -38,6 +38,8 @@ TYPE_CHECKING = False  # type checkers treat this name as true; importing typing
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from .config import Config as Config
     from .decorators import track as track
+    from .default_plugins.adaptive_predictor import AdaptivePredictor as AdaptivePredictor
+    from .default_plugins.linear_predictor import LinearPredictor as LinearPredictor
     from .hookspecs import hookimpl as hookimpl
     from .plugins import make_plugin_manager as make_plugin_manager
     from .protocols import (
@@ -104,6 +106,8 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AdaptivePredictor": "default_plugins.adaptive_predictor",
+    "LinearPredictor": "default_plugins.linear_predictor",
     "BudgetExceeded": "records",
     "BudgetReport": "records",
     "ComponentReport": "records",
@@ -133,6 +137,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AdaptivePredictor",
     "BudgetExceeded",
     "BudgetReport",
     "CarbonkitError",
@@ -148,6 +153,7 @@ __all__ = [
     "IntensitySample",
     "IntensityUnavailable",
     "IntensityUse",
+    "LinearPredictor",
     "MeasurementError",
     "NoPowerSourceError",
     "PluginContractError",
