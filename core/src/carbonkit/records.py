@@ -226,6 +226,11 @@ class Prediction(_Record):
         """High end of the CO2eq interval, grams (None when the predictor gave no interval)."""
         return self.co2eq_high_g
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, and ``epoch``, ``low`` and ``high`` for readers of the JSON (ignored by
+        :meth:`from_dict`)."""
+        return {**super().to_dict(), "epoch": self.epoch, "low": self.low, "high": self.high}
+
 
 @frozen(kw_only=True)
 class BudgetExceeded(_Record):
