@@ -107,9 +107,10 @@ def test_planned_epochs_come_from_max_steps_when_it_ends_training_first(tmp_path
 
 
 def test_given_epochs_win_over_the_trainer(tmp_path, tracker_kwargs):
-    cb = CarbonkitCallback(epochs=7, **tracker_kwargs)
+    cb = CarbonkitCallback(7, **tracker_kwargs)  # positional, as Tracker(7)
     trainer(tmp_path, [cb], max_epochs=2).fit(TinyModel(), loader())
     assert cb.report.epochs_planned == 7
+    assert len(cb.report.epochs) == 2
 
 
 def test_a_tiny_budget_with_stop_ends_training_at_the_end_of_the_epoch(tmp_path, tracker_kwargs):
@@ -159,6 +160,10 @@ def test_bad_arguments_are_refused_when_the_callback_is_made():
         CarbonkitCallback(pue=9)
     with pytest.raises(ConfigError, match="on_over_budget='halt'"):
         CarbonkitCallback(on_over_budget="halt")
+    with pytest.raises(ConfigError, match="predict_after"):
+        CarbonkitCallback(epochs=2, predict_after=3)
+    with pytest.raises(ConfigError, match="takes the Tracker arguments"):
+        CarbonkitCallback(3, epochs=4)  # epochs given twice
 
 
 def test_the_pytorch_lightning_package_name_has_its_own_callback(tmp_path, tracker_kwargs):
@@ -183,3 +188,58 @@ def test_the_pytorch_lightning_package_name_has_its_own_callback(tmp_path, track
     t.fit(Model(), loader())
     check_report(cb.report, epochs=2)
     assert cb.report.epochs_planned == 2
+
+
+class PowerOnWhereMeasured(pl.Callback):
+    """Turn the fake source on at the start of epoch ``epoch`` in the process that measures."""
+
+    def __init__(self, callback: CarbonkitCallback, switch: PowerSwitch, epoch: int = 1) -> None:
+        self.callback, self.switch, self.epoch = callback, switch, epoch
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch and self.callback.tracker is not None:
+            self.switch.turn_on(self.callback.tracker)
+
+
+class RecordEpochs(pl.Callback):
+    """Write, from every process, the epochs it trained and whether it measured."""
+
+    def __init__(self, callback: CarbonkitCallback, folder) -> None:
+        self.callback, self.folder = callback, folder
+
+    def on_train_end(self, trainer, pl_module):
+        (self.folder / f"rank{trainer.global_rank}").write_text(
+            f"{trainer.current_epoch} {int(self.callback.measuring)}"
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [False, True], ids=["plain", "budget-stop"])
+def test_two_processes_on_one_host_measure_once_and_stop_together(tmp_path, tracker_kwargs, stop):
+    """DDP with two CPU processes (gloo, forked): only local rank 0 writes a run log, and a budget
+    exceeded there stops both processes at the same epoch."""
+    from carbonkit import load_run
+
+    switch = PowerSwitch()
+    logs = tmp_path / "logs"
+    kwargs = {**switched_kwargs(tracker_kwargs, switch), "reporters": None, "log_dir": logs}
+    if stop:
+        kwargs.update(budget_kwh=1e-9, on_over_budget="stop")
+    else:
+        switch.watts = 100.0
+    cb = CarbonkitCallback(**kwargs)
+    extra = [PowerOnWhereMeasured(cb, switch, epoch=1)] if stop else []
+    t = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", max_epochs=4, logger=False,
+                   callbacks=[*extra, cb, RecordEpochs(cb, tmp_path)], enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False)
+    t.fit(TinyModel(), loader())
+
+    epochs = 2 if stop else 4
+    assert (tmp_path / "rank0").read_text() == f"{epochs} 1"
+    assert (tmp_path / "rank1").read_text() == f"{epochs} 0"  # trained, did not measure
+    runs = sorted(logs.glob("*.jsonl"))
+    assert len(runs) == 1  # one host, one tracker
+    report = load_run(runs[0])
+    assert len(report.epochs) == epochs
+    if stop:
+        check_stopped_by_budget(report, epochs=2)

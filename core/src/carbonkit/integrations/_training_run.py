@@ -65,13 +65,15 @@ class TrainingRun:
     :param framework: The framework's name, for messages (``"lightning"``).
     :param tracker_kwargs: The :class:`~carbonkit.Tracker` arguments, checked here (names, and
         values that can be checked without starting anything).
+    :param tracker_args: Positional :class:`~carbonkit.Tracker` arguments (``epochs``, ...).
     :raises ConfigError: for an argument the tracker does not take, or a value it would refuse.
     """
 
-    def __init__(self, framework: str, tracker_kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self, framework: str, tracker_kwargs: Mapping[str, Any], tracker_args: tuple[Any, ...] = ()
+    ) -> None:
         self.framework = framework
-        self.kwargs: dict[str, Any] = dict(tracker_kwargs)
-        _check_arguments(framework, self.kwargs)
+        self.kwargs: dict[str, Any] = _check_arguments(framework, tracker_args, dict(tracker_kwargs))
         action = self.kwargs.get("on_over_budget", "warn")
         #: Whether the budget may ask the framework to stop (every rank knows, measuring or not).
         self.stops_on_budget = action == "stop"
@@ -90,9 +92,9 @@ class TrainingRun:
         """
         self.finish(note="a new training run started before this one was seen to end")
         self.report = None
+        self.tracker = None
         self.measuring = measure
         if not measure:
-            self.tracker = None
             return
         from ..tracker import Tracker
 
@@ -182,18 +184,23 @@ def report_figures(report: Report) -> dict[str, float]:
     return {f"{METRIC_PREFIX}energy_kwh": float(report.energy_kwh), f"{METRIC_PREFIX}co2eq_g": float(report.co2eq_g)}
 
 
-def _check_arguments(framework: str, kwargs: dict[str, Any]) -> None:
-    """Check the tracker arguments now, rather than when training starts."""
+def _check_arguments(framework: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Check the tracker arguments now, rather than when training starts; return them by name."""
     from ..config import Config
     from ..tracker import Tracker
 
-    accepted = [name for name in inspect.signature(Tracker).parameters if name != "self"]
+    signature = inspect.signature(Tracker)
+    accepted = [name for name in signature.parameters if name != "self"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ConfigError(
             f"the {framework} CarbonkitCallback got the argument {unknown[0]!r}, which Tracker does not take; "
             f"it takes the Tracker arguments: {', '.join(accepted)}"
         )
+    try:
+        kwargs = dict(signature.bind_partial(*args, **kwargs).arguments)
+    except TypeError as exc:
+        raise ConfigError(f"the {framework} CarbonkitCallback takes the Tracker arguments: {exc}") from None
     action = kwargs.get("on_over_budget", "warn")
     named = isinstance(action, str) and action in ("warn", "stop")
     if not (named or (callable(action) and not isinstance(action, str))):
@@ -207,6 +214,7 @@ def _check_arguments(framework: str, kwargs: dict[str, Any]) -> None:
         if name in fields and value is not None and not (name == "predictor" and not isinstance(value, str))
     }
     Config.from_env(**checkable)
+    return kwargs
 
 
 class TrackedCallback:

@@ -46,13 +46,14 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
 
     Only the host's local main process (``state.is_local_process_zero``) measures.
 
-    :param tracker_kwargs: The :class:`carbonkit.Tracker` arguments.
+    :param tracker_args: The :class:`carbonkit.Tracker` arguments, positional (``epochs``...) or
+        by name.
     :raises ConfigError: for an argument the tracker does not take or a value it refuses.
     """
 
-    def __init__(self, **tracker_kwargs: Any) -> None:
+    def __init__(self, *tracker_args: Any, **tracker_kwargs: Any) -> None:
         super().__init__()
-        self._run = TrainingRun("Hugging Face", tracker_kwargs)
+        self._run = TrainingRun("Hugging Face", tracker_kwargs, tracker_args)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         done = int(state.epoch or 0)  # epochs already trained when resuming from a checkpoint

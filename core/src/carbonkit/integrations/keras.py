@@ -49,13 +49,14 @@ __all__ = ["CarbonkitCallback"]
 class CarbonkitCallback(TrackedCallback, Callback):  # type: ignore[misc]  # Callback is untyped here
     """Track ``Model.fit`` with a :class:`carbonkit.Tracker` (see the module's documentation).
 
-    :param tracker_kwargs: The :class:`carbonkit.Tracker` arguments.
+    :param tracker_args: The :class:`carbonkit.Tracker` arguments, positional (``epochs``...) or
+        by name.
     :raises ConfigError: for an argument the tracker does not take or a value it refuses.
     """
 
-    def __init__(self, **tracker_kwargs: Any) -> None:
+    def __init__(self, *tracker_args: Any, **tracker_kwargs: Any) -> None:
         super().__init__()
-        self._run = TrainingRun("Keras", tracker_kwargs)
+        self._run = TrainingRun("Keras", tracker_kwargs, tracker_args)
         self._starting = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

@@ -24,10 +24,11 @@ __all__ = ["CarbonkitCallback"]
 class CarbonkitCallback(LightningHooks, Callback):  # type: ignore[misc]  # Callback is untyped here
     """Track ``pytorch_lightning.Trainer.fit`` (see :mod:`carbonkit.integrations.lightning`).
 
-    :param tracker_kwargs: The :class:`carbonkit.Tracker` arguments.
+    :param tracker_args: The :class:`carbonkit.Tracker` arguments, positional (``epochs``...) or
+        by name.
     :raises ConfigError: for an argument the tracker does not take or a value it refuses.
     """
 
-    def __init__(self, **tracker_kwargs: Any) -> None:
+    def __init__(self, *tracker_args: Any, **tracker_kwargs: Any) -> None:
         super().__init__()
-        self._run = TrainingRun("Lightning", tracker_kwargs)
+        self._run = TrainingRun("Lightning", tracker_kwargs, tracker_args)
