@@ -3,6 +3,8 @@ two-layer BERT built from a config with tiny dimensions, on synthetic data (noth
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -151,3 +153,33 @@ def test_a_process_that_is_not_its_hosts_local_main_process_does_not_measure(tmp
     trainer.train()
     assert not cb.measuring and cb.tracker is None and cb.report is None
     assert not any("carbonkit/energy_kwh" in h for h in trainer.state.log_history)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [False, True], ids=["plain", "budget-stop"])
+def test_two_processes_on_one_host_measure_once_and_stop_together(tmp_path, stop):
+    """A real two-process launch (torch.distributed.run, gloo on the CPU): only the local main
+    process writes a run log, and a budget exceeded there stops both at the same epoch."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from carbonkit import load_run
+
+    script = Path(__file__).with_name("hf_distributed_run.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARBONKIT_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+         str(tmp_path), "1" if stop else "0"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    epochs = 2 if stop else 4
+    assert (tmp_path / "rank0").read_text() == f"{epochs} 1 2"
+    assert (tmp_path / "rank1").read_text() == f"{epochs} 0 2"  # trained, did not measure
+    runs = sorted((tmp_path / "logs").glob("*.jsonl"))
+    assert len(runs) == 1  # one host, one tracker
+    report = load_run(runs[0])
+    assert len(report.epochs) == epochs
+    if stop:
+        check_stopped_by_budget(report, epochs=2)
