@@ -80,8 +80,7 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
         if not figures:
             return
         last = state.log_history[-1] if state.log_history else None
-        # Trainer.log appends {**logs, "step": ...} to log_history just before calling on_log.
-        same = isinstance(last, dict) and all(k in last and last[k] == v for k, v in logs.items())
+        same = isinstance(last, dict) and _entry_of(last, logs)
         logs.update(figures)
         if same and isinstance(last, dict):
             last.update(figures)
@@ -90,6 +89,15 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
         report = self._run.finish()
         if report is not None:
             state.log_history.append({**report_figures(report), "epoch": state.epoch, "step": state.global_step})
+
+
+def _entry_of(entry: dict[str, Any], logs: dict[str, Any]) -> bool:
+    """Whether ``entry`` is the ``log_history`` entry of ``logs``: ``Trainer.log`` appends
+    ``{**logs, "step": ...}`` just before it calls ``on_log``."""
+    try:
+        return all(k in entry and bool(entry[k] == v) for k, v in logs.items())
+    except Exception:  # a value that does not compare to one truth value (an array)
+        return False
 
 
 def _agree(args: Any, stop: bool) -> bool:
