@@ -181,3 +181,29 @@ def test_helpers_reject_what_they_cannot_use():
     with pytest.raises(ValueError, match="kind must be one of"):
         synthetic_trace("bumpy", 3)
     assert len(epoch_trace([1.0, 2.0], [10.0, 10.0])) == 2
+
+
+@PROPERTY
+@given(
+    durations=st.lists(st.floats(min_value=0.0, max_value=1e6), min_size=1, max_size=30),
+    energies=st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=30, max_size=30),
+    extra=st.integers(min_value=0, max_value=10_000),
+)
+def test_any_trace_gives_a_finite_prediction_around_what_was_done(durations, energies, extra):
+    """Zeros, spikes, huge and tiny epochs: never an exception, never a NaN, never below the done part."""
+    import math
+
+    from carbonkit.records import EpochRecord
+
+    trace = [EpochRecord(index=i, start_s=0.0, end_s=d, duration_s=d, it_energy_kwh=e, energy_kwh=e, co2eq_g=0.0)
+             for i, (d, e) in enumerate(zip(durations, energies))]
+    n = len(trace)
+    for predictor in (ADAPTIVE, LINEAR):
+        p = predictor.predict(epochs=n + extra, completed=trace)
+        values = (p.duration_s, p.duration_low_s, p.duration_high_s, p.it_energy_kwh, p.it_energy_low_kwh,
+                  p.it_energy_high_kwh)
+        assert all(math.isfinite(v) and v >= 0 for v in values)
+        assert p.duration_low_s <= p.duration_s <= p.duration_high_s
+        assert p.it_energy_low_kwh <= p.it_energy_kwh <= p.it_energy_high_kwh
+        done_e = sum(e.it_energy_kwh for e in trace)
+        assert p.it_energy_low_kwh >= done_e * (1 - 1e-9) - 1e-12
