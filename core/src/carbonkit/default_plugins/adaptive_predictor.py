@@ -166,10 +166,10 @@ def estimate_remaining(
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
         t = t_quantile_95(k - 1)
         k_eff = sw * sw / sum(w * w for w in weights)
-        how = f"{CONFIDENCE:.0%} t-interval from the spread of {k} epochs"
+        how = f"{CONFIDENCE:.0%} t-interval from the spread of {k} epochs"  # k >= 2
     half = t * sd * math.sqrt(remaining + remaining * remaining / k_eff)
     kind = "mean" if half_life is None else "recent-weighted mean"
-    return Estimate(total, max(total - half, 0.0), total + half, f"{kind} of {k} epochs; {how}")
+    return Estimate(total, max(total - half, 0.0), total + half, f"{kind} of {k} epoch(s); {how}")
 
 
 def _trend(values: Sequence[float], first_index: int, future: range) -> Estimate | None:
@@ -217,6 +217,7 @@ class AdaptivePredictor:
         done_d = sum(durations)
         done_e = sum(energies)
         warm = f"first {w} epoch(s) left out as warm-up; " if w else ""
+        how = e.method if e.method == d.method else f"energy: {e.method}; duration: {d.method}"
         return Prediction(
             epochs=max(epochs, n),
             based_on=n,
@@ -227,7 +228,7 @@ class AdaptivePredictor:
             duration_high_s=done_d + d.high,
             it_energy_low_kwh=done_e + e.low,
             it_energy_high_kwh=done_e + e.high,
-            interval=f"{warm}energy: {e.method}; duration: {d.method}" if remaining else "no epochs left: actual",
+            interval=f"{warm}{how}" if remaining else "no epochs left: actual",
         )
 
 

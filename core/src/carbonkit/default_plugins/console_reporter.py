@@ -94,6 +94,15 @@ def describe_prediction(p: Prediction, methods: dict[str, str] | None = None, pu
         f"  CO2eq:  {fmt_g(p.co2eq_g or 0.0)} at {p.intensity_g_per_kwh or 0.0:.1f} gCO2eq/kWh "
         f"({p.intensity_kind}: {p.intensity_source}){tag}",
         _car_line(p.co2eq_g or 0.0, tag),
+    ] + _interval_lines(p)
+
+
+def _interval_lines(p: Prediction) -> list[str]:
+    if p.low is None or p.high is None or p.energy_low_kwh is None or p.energy_high_kwh is None:
+        return []
+    return [
+        f"  90 % interval: CO2eq {fmt_g(p.low)} to {fmt_g(p.high)}, energy {fmt_kwh(p.energy_low_kwh)} to "
+        f"{fmt_kwh(p.energy_high_kwh)} ({p.interval or 'as the predictor computed it'}); updated after every epoch",
     ]
 
 

@@ -45,7 +45,8 @@ class LinearPredictor:
             duration_high_s=max(done_d + d.high, duration),
             it_energy_low_kwh=min(done_e + e.low, energy),
             it_energy_high_kwh=max(done_e + e.high, energy),
-            interval=f"energy: {e.method}; duration: {d.method}" if remaining else "no epochs left: actual",
+            interval=(e.method if e.method == d.method else f"energy: {e.method}; duration: {d.method}")
+            if remaining else "no epochs left: actual",
         )
 
 
