@@ -134,13 +134,33 @@ def test_an_exception_mid_training_still_gives_a_report_through_the_with_block(t
     assert any("training ended by an exception (RuntimeError)" in w for w in cb.report.warnings)
 
 
+def test_reading_the_report_after_an_exception_stops_the_tracker(tmp_path, tracker_kwargs):
+    cb = CarbonkitCallback(**tracker_kwargs)
+    trainer = make_trainer(tmp_path, [cb], model=FailingModel(tiny_bert(), fail_after=6), num_train_epochs=3)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        trainer.train()
+    report = cb.report  # the loop is gone: the callback stops the tracker now
+    check_report(report, epochs=1)
+    assert cb.tracker.report is not None
+    assert any("training ended by an exception before the Hugging Face trainer's end" in w for w in report.warnings)
+
+
+def test_a_watch_thread_stops_the_tracker_once_an_exception_left_the_loop(tmp_path, tracker_kwargs):
+    cb = CarbonkitCallback(**tracker_kwargs)
+    trainer = make_trainer(tmp_path, [cb], model=FailingModel(tiny_bert(), fail_after=6), num_train_epochs=3)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        trainer.train()
+    assert cb._run.finished.wait(60)  # nobody read the report: the watch thread stopped the tracker
+    assert cb.tracker.report is not None
+    check_report(cb.report, epochs=1)
+
+
 def test_the_next_train_stops_a_run_that_ended_by_an_exception(tmp_path, tracker_kwargs):
     cb = CarbonkitCallback(**tracker_kwargs)
     failing = make_trainer(tmp_path, [cb], model=FailingModel(tiny_bert(), fail_after=2), num_train_epochs=1)
     with pytest.raises(RuntimeError):
         failing.train()
     first = cb.tracker
-    assert cb.report is None  # no hook told the callback
     make_trainer(tmp_path, [cb], num_train_epochs=1).train()
     assert first.report is not None  # stopped when the next training started
     check_report(cb.report, epochs=1)

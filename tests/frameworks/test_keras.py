@@ -99,6 +99,27 @@ def test_an_exception_mid_training_still_gives_a_report_through_the_with_block(t
     assert any("training ended by an exception (RuntimeError)" in w for w in cb.report.warnings)
 
 
+def test_reading_the_report_after_an_exception_stops_the_tracker(tracker_kwargs):
+    cb = CarbonkitCallback(**tracker_kwargs)
+    x, y = data()
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        tiny_model().fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[cb, FailAtEpoch(2)])
+    report = cb.report  # fit() is gone: the callback stops the tracker now
+    check_report(report, epochs=2)
+    assert cb.tracker.report is not None
+    assert any("training ended by an exception before the Keras trainer's end" in w for w in report.warnings)
+
+
+def test_a_watch_thread_stops_the_tracker_once_an_exception_left_fit(tracker_kwargs):
+    cb = CarbonkitCallback(**tracker_kwargs)
+    x, y = data()
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        tiny_model().fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[cb, FailAtEpoch(1)])
+    assert cb._run.finished.wait(60)  # nobody read the report: the watch thread stopped the tracker
+    assert cb.tracker.report is not None
+    check_report(cb.report, epochs=1)
+
+
 def test_a_process_that_is_not_its_hosts_local_rank_0_does_not_measure(tracker_kwargs, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     cb = CarbonkitCallback(**tracker_kwargs)

@@ -15,7 +15,10 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from ..records import Report
     from ..tracker import Tracker
 
-__all__ = ["METRIC_PREFIX", "TrainingRun", "local_rank_from_env"]
+__all__ = ["METRIC_PREFIX", "LoopWatch", "TrainingRun", "local_rank_from_env"]
 
 _logger = logging.getLogger("carbonkit")
 
@@ -36,6 +39,10 @@ METRIC_PREFIX = "carbonkit/"
 MAX_PLANNED_EPOCHS = 10_000_000
 #: Variables through which launchers tell a process its rank on its host, in the order read.
 LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID")
+#: How the report says that an exception left a training loop that has no exception hook.
+LOOP_LEFT = "training ended by an exception before the"
+#: How often the watch thread looks whether the framework's training loop is still running.
+WATCH_INTERVAL_S = 0.5
 
 
 def local_rank_from_env(environ: Mapping[str, str] | None = None) -> int:
@@ -57,6 +64,44 @@ def planned_epochs(value: object) -> int | None:
     if value != value or value < 1 or value > MAX_PLANNED_EPOCHS:  # NaN, none left, unlimited
         return None
     return int(value)
+
+
+class LoopWatch:
+    """Whether a framework's training loop (one function, on one thread) is still running.
+
+    For frameworks with no hook for an exception: found from inside the loop (a callback hook),
+    it can later tell, from any thread, whether the loop's function is still on that thread's
+    stack. It reads code objects on a stack, never a frame's locals from another thread.
+    """
+
+    def __init__(self, code: CodeType, thread_id: int) -> None:
+        self.code = code
+        self.thread_id = thread_id
+
+    @classmethod
+    def find(cls, names: tuple[str, ...], is_owner: Callable[[object], bool]) -> LoopWatch | None:
+        """The innermost caller named one of ``names`` whose ``self`` passes ``is_owner``, on the
+        calling thread (call it from the loop's own callback hook); None when there is none."""
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name in names:
+                try:
+                    owner = is_owner(frame.f_locals.get("self"))
+                except Exception:  # an owner that cannot be checked is not ours
+                    owner = False
+                if owner:
+                    return cls(frame.f_code, threading.get_ident())
+            frame = frame.f_back
+        return None
+
+    def running(self) -> bool:
+        """Whether the loop's function is still on its thread's stack."""
+        frame: FrameType | None = sys._current_frames().get(self.thread_id)
+        while frame is not None:
+            if frame.f_code is self.code:
+                return True
+            frame = frame.f_back
+        return False
 
 
 class TrainingRun:
@@ -81,20 +126,29 @@ class TrainingRun:
         self.report: Report | None = None
         self.measuring = False
         self._failed_figures = False
+        self._lock = threading.RLock()
+        self._watch: LoopWatch | None = None
+        #: Set when the run's tracker has stopped (or there is none to stop).
+        self.finished = threading.Event()
 
     # -- starting and ending -------------------------------------------------------------------
 
-    def start(self, planned: int | None, *, measure: bool = True) -> None:
+    def start(self, planned: int | None, *, measure: bool = True, watch: LoopWatch | None = None) -> None:
         """Start a tracker for a new training run (this process measures only when ``measure``).
 
         A run still open from an earlier training (one that ended in a way the framework did not
-        report) is stopped first.
+        report) is stopped first. With ``watch`` (frameworks with no exception hook), a thread
+        stops the tracker once the training loop is gone without :meth:`finish` having been
+        called, and so does :meth:`check_loop`.
         """
         self.finish(note="a new training run started before this one was seen to end")
         self.report = None
         self.tracker = None
+        self._watch = None
+        self.finished = threading.Event()
         self.measuring = measure
         if not measure:
+            self.finished.set()
             return
         from ..tracker import Tracker
 
@@ -108,23 +162,54 @@ class TrainingRun:
                 )
         self._failed_figures = False
         self.tracker = Tracker(**kwargs)
+        if watch is not None:
+            self._watch = watch
+            threading.Thread(
+                target=self._watch_main, args=(watch, self.finished), name="carbonkit-loop-watch", daemon=True
+            ).start()
+
+    def _watch_main(self, watch: LoopWatch, finished: threading.Event) -> None:
+        while not finished.wait(WATCH_INTERVAL_S):
+            try:
+                self.check_loop(watch)
+            except Exception as exc:  # never let the watch die noisily; the exit handler remains
+                _logger.warning("carbonkit: watching the %s training loop failed: %r", self.framework, exc)
+                return
+
+    def check_loop(self, watch: LoopWatch | None = None) -> None:
+        """Stop the tracker when the training loop ended without the framework's end hook (an
+        exception left it)."""
+        watch = watch or self._watch
+        if watch is None or watch is not self._watch or self.report is not None or self.tracker is None:
+            return
+        if not watch.running():
+            self.finish(note=f"{LOOP_LEFT} {self.framework} trainer's end of training")
 
     def finish(self, exception: BaseException | None = None, note: str | None = None) -> Report | None:
         """Stop the tracker (once) and keep its report; the report says when training ended by an
         exception (its type only: a message may hold data that must not be logged)."""
+        with self._lock:
+            return self._finish(exception, note)
+
+    def _finish(self, exception: BaseException | None, note: str | None) -> Report | None:
         tracker = self.tracker
-        if tracker is None or self.report is not None:
+        if tracker is None:
             return self.report
-        report = tracker.stop()
         why = None
         if exception is not None:
             why = (f"training ended by an exception ({type(exception).__name__}); the report covers "
                    "the run until then")
         elif note is not None:
             why = f"{note}; the report covers the run until then"
+        report = self.report
+        if report is None:
+            report = tracker.stop()
+        elif exception is None or not any(w.startswith(LOOP_LEFT) for w in report.warnings):
+            return report  # stopped already; only the type of the exception that ended it is added
         if why is not None and why not in report.warnings:
             report = attrs.evolve(report, warnings=(*report.warnings, why))
         self.report = report
+        self.finished.set()
         return report
 
     # -- during training ---------------------------------------------------------------------
@@ -232,7 +317,9 @@ class TrackedCallback:
     @property
     def report(self) -> Report | None:
         """The report of the last training run, once it ended (None before, and on a process
-        that does not measure)."""
+        that does not measure). Read after an exception left the training loop of a framework
+        with no exception hook, it stops the tracker first."""
+        self._run.check_loop()
         return self._run.report
 
     @property

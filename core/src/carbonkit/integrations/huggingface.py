@@ -19,9 +19,10 @@ and to the matching ``log_history`` entry; when training ends the run's totals a
 of the epoch in which the budget was exceeded.
 
 The ``Trainer`` has no hook for an exception: ``on_train_end`` stops the tracker when training
-ends normally; when it raises, leaving the ``with callback:`` block (or ``callback.stop()``) stops
-it, the next ``train()`` with the same callback stops it first, and at the latest the tracker's
-own exit handler writes the report when the program ends.
+ends normally. When an exception leaves the training loop, the tracker is stopped by whichever
+comes first: reading ``callback.report``, leaving a ``with callback:`` block, ``callback.stop()``,
+a watch thread that sees the loop gone (within half a second), the next ``train()`` with the same
+callback, or the tracker's own exit handler when the program ends.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ except ImportError as exc:
         "pip install transformers torch accelerate"
     ) from exc
 
-from ._training_run import TrackedCallback, TrainingRun, planned_epochs, report_figures
+from ._training_run import LoopWatch, TrackedCallback, TrainingRun, planned_epochs, report_figures
 
 __all__ = ["CarbonkitCallback"]
 
@@ -58,7 +59,14 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         done = int(state.epoch or 0)  # epochs already trained when resuming from a checkpoint
         planned = planned_epochs((state.num_train_epochs or 0) - done)
-        self._run.start(planned, measure=bool(getattr(state, "is_local_process_zero", True)))
+        # The Trainer has no exception hook: watch its loop, to stop the tracker if an exception
+        # leaves it (the loop is the innermost caller whose trainer holds this callback).
+        watch = LoopWatch.find(("_inner_training_loop", "train"), self._is_my_trainer)
+        self._run.start(planned, measure=bool(getattr(state, "is_local_process_zero", True)), watch=watch)
+
+    def _is_my_trainer(self, obj: object) -> bool:
+        callbacks = getattr(getattr(obj, "callback_handler", None), "callbacks", None)
+        return isinstance(callbacks, list) and any(cb is self for cb in callbacks)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._run.epoch_start()

@@ -16,11 +16,12 @@ first epoch. At each epoch's end the figures so far (``carbonkit/energy_kwh``,
 With ``on_over_budget="stop"`` it sets ``model.stop_training`` at the end of the epoch in which the
 budget was exceeded.
 
-Keras has no hook for an exception: ``on_train_end`` stops the tracker when ``fit`` returns; when
-it raises, leaving the ``with callback:`` block (or ``callback.stop()``) stops it, the next ``fit``
-with the same callback stops it first, and at the latest the tracker's own exit handler writes
-the report when the program ends. Only the host's local rank 0 (``LOCAL_RANK`` and the usual
-launcher variables) measures.
+Keras has no hook for an exception: ``on_train_end`` stops the tracker when ``fit`` returns. When
+an exception leaves ``fit``, the tracker is stopped by whichever comes first: reading
+``callback.report``, leaving a ``with callback:`` block, ``callback.stop()``, a watch thread that
+sees ``fit`` gone (within half a second), the next ``fit`` with the same callback, or the
+tracker's own exit handler when the program ends. Only the host's local rank 0 (``LOCAL_RANK`` and
+the usual launcher variables) measures.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ if int(str(keras.__version__).split(".")[0]) < 3:
         f"carbonkit.integrations.keras needs Keras 3, found {keras.__version__}: pip install 'keras>=3'"
     )
 
-from ._training_run import TrackedCallback, TrainingRun, local_rank_from_env, planned_epochs
+from ._training_run import LoopWatch, TrackedCallback, TrainingRun, local_rank_from_env, planned_epochs
 
 __all__ = ["CarbonkitCallback"]
 
@@ -67,8 +68,13 @@ class CarbonkitCallback(TrackedCallback, Callback):  # type: ignore[misc]  # Cal
             self._starting = False
             total = (self.params or {}).get("epochs")
             planned = planned_epochs(total - epoch) if isinstance(total, int) else None
-            self._run.start(planned, measure=local_rank_from_env() == 0)
+            # Keras has no exception hook: watch fit(), to stop the tracker if an exception leaves it.
+            watch = LoopWatch.find(("fit",), self._is_my_model)
+            self._run.start(planned, measure=local_rank_from_env() == 0, watch=watch)
         self._run.epoch_start()
+
+    def _is_my_model(self, obj: object) -> bool:
+        return obj is not None and obj is self.model
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._run.epoch_end()
