@@ -84,9 +84,20 @@ class PowerOnAtEpoch(transformers.TrainerCallback):
         self.seen += 1
 
 
+class RecordLogs(transformers.TrainerCallback):
+    """Keep every ``logs`` dict ``on_log`` receives (as a reporting integration would)."""
+
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
 def test_epochs_and_figures_reach_the_report_and_the_log_history(tmp_path, tracker_kwargs):
     cb = CarbonkitCallback(**tracker_kwargs)
-    trainer = make_trainer(tmp_path, [cb], num_train_epochs=3)
+    recorder = RecordLogs()
+    trainer = make_trainer(tmp_path, [recorder, cb], num_train_epochs=3)  # the recorder before ours
     trainer.train()
 
     report = cb.report
@@ -104,6 +115,9 @@ def test_epochs_and_figures_reach_the_report_and_the_log_history(tmp_path, track
     # The trainer's own log lines (loss every 3 steps) carry the figures so far too.
     losses = [h for h in history if "loss" in h]
     assert losses and all(set(FIGURES) <= set(h) for h in losses)
+    # Logged through Trainer.log: a callback listed before this one got them too, once an epoch.
+    seen = [entry for entry in recorder.logs if set(FIGURES) <= set(entry)]
+    assert [entry["epoch"] for entry in seen] == [1.0, 2.0, 3.0]
 
 
 def test_planned_epochs_come_from_max_steps(tmp_path, tracker_kwargs):

@@ -12,11 +12,11 @@ It takes the :class:`carbonkit.Tracker` arguments; the planned epochs come from 
 state (``num_train_epochs``, or the epochs ``max_steps`` amounts to) unless ``epochs=`` is given.
 Each of the trainer's epochs is a tracker epoch. At each epoch's end the figures so far
 (``carbonkit/energy_kwh``, ``carbonkit/co2eq_g``, and the latest prediction once there is one)
-are added to ``trainer.state.log_history``; every ``on_log`` adds them to the ``logs`` the
-callbacks after this one receive (the progress bar, and reporting integrations listed after it)
-and to the matching ``log_history`` entry; when training ends the run's totals are appended to
-``log_history``. With ``on_over_budget="stop"`` it sets ``control.should_training_stop`` at the end
-of the epoch in which the budget was exceeded.
+are logged with ``trainer.log`` (so they reach ``trainer.state.log_history`` and every callback's
+``on_log``: the progress bar, TensorBoard, W&B...); every other ``on_log`` adds them to the
+``logs`` the callbacks after this one receive and to the matching ``log_history`` entry; when
+training ends the run's totals are appended to ``log_history``. With ``on_over_budget="stop"``
+it sets ``control.should_training_stop`` at the end of the epoch in which the budget was exceeded.
 
 The ``Trainer`` has no hook for an exception: ``on_train_end`` stops the tracker when training
 ends normally. When an exception leaves the training loop, the tracker is stopped by whichever
@@ -27,6 +27,7 @@ callback, or the tracker's own exit handler when the program ends.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 try:
@@ -55,18 +56,24 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
     def __init__(self, *tracker_args: Any, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._run = TrainingRun("Hugging Face", tracker_kwargs, tracker_args)
+        self._trainer: weakref.ref[Any] | None = None  # found on the stack when training starts
+        self._logging = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         done = int(state.epoch or 0)  # epochs already trained when resuming from a checkpoint
         planned = planned_epochs((state.num_train_epochs or 0) - done)
         # The Trainer has no exception hook: watch its loop, to stop the tracker if an exception
         # leaves it (the loop is the innermost caller whose trainer holds this callback).
+        self._trainer = None
         watch = LoopWatch.find(("_inner_training_loop", "train"), self._is_my_trainer)
         self._run.start(planned, measure=bool(getattr(state, "is_local_process_zero", True)), watch=watch)
 
     def _is_my_trainer(self, obj: object) -> bool:
         callbacks = getattr(getattr(obj, "callback_handler", None), "callbacks", None)
-        return isinstance(callbacks, list) and any(cb is self for cb in callbacks)
+        mine = isinstance(callbacks, list) and any(cb is self for cb in callbacks)
+        if mine:
+            self._trainer = weakref.ref(obj)
+        return mine
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._run.epoch_start()
@@ -74,7 +81,15 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self._run.epoch_end()
         figures = self._run.figures()
-        if figures:
+        trainer = self._trainer() if self._trainer is not None else None
+        if figures and trainer is not None and callable(getattr(trainer, "log", None)):
+            # Through Trainer.log: into log_history and to every callback's on_log (TensorBoard...).
+            self._logging = True
+            try:
+                trainer.log(dict(figures))
+            finally:
+                self._logging = False
+        elif figures:
             state.log_history.append({**figures, "epoch": state.epoch, "step": state.global_step})
         if self._run.stops_on_budget and _agree(args, self._run.wants_stop()):
             control.should_training_stop = True
@@ -82,7 +97,7 @@ class CarbonkitCallback(TrackedCallback, TrainerCallback):  # type: ignore[misc]
         return control
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if logs is None or self._run.report is not None:
+        if logs is None or self._logging or self._run.report is not None:
             return
         figures = self._run.figures()
         if not figures:
