@@ -106,6 +106,18 @@ def test_planned_epochs_come_from_max_steps_when_it_ends_training_first(tmp_path
     assert t.current_epoch == 2
 
 
+def test_planned_epochs_leave_out_those_done_before_a_resume(tmp_path, tracker_kwargs):
+    first = trainer(tmp_path, [], max_epochs=2)
+    first.fit(TinyModel(), loader())
+    first.save_checkpoint(tmp_path / "two.ckpt")
+    cb = CarbonkitCallback(**tracker_kwargs)
+    t = trainer(tmp_path, [cb], max_epochs=5)
+    t.fit(TinyModel(), loader(), ckpt_path=tmp_path / "two.ckpt")
+    assert cb.report.epochs_planned == 3
+    check_report(cb.report, epochs=3)
+    assert t.current_epoch == 5
+
+
 def test_given_epochs_win_over_the_trainer(tmp_path, tracker_kwargs):
     cb = CarbonkitCallback(7, **tracker_kwargs)  # positional, as Tracker(7)
     trainer(tmp_path, [cb], max_epochs=2).fit(TinyModel(), loader())
