@@ -237,3 +237,16 @@ def test_budget_and_predictions_survive_to_dict_and_a_killed_run(tmp_path):
 def test_the_predictors_are_public_names():
     assert carbonkit.AdaptivePredictor().name == "adaptive" and carbonkit.LinearPredictor().name == "linear"
     assert carbonkit.Config().predictor == "adaptive"
+
+
+def test_a_long_run_spaces_its_prediction_updates():
+    """Every epoch up to 999, then every (epochs // 500)-th: the updates do not grow with the run's square."""
+    t = make(epochs=1200)
+    for _ in range(1200):
+        t.epoch_start()
+        t.epoch_end()
+    r = t.stop()
+    assert len(r.epochs) == 1200
+    counts = [p.epoch for p in r.predictions]
+    assert counts[:999] == list(range(1, 1000))
+    assert counts[999:] == list(range(1000, 1201, 2))

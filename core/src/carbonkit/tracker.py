@@ -65,6 +65,10 @@ CLOSE_DEADLINE_S = 1.0
 #: ``stop()`` gives a first intensity fetch still under way this long to finish (a local or
 #: fast provider makes it; a slow network is not waited for: the static value prices the run).
 FIRST_FETCH_GRACE_S = 0.05
+#: Predictions are updated after every epoch up to 999 epochs, then after every
+#: ``(epochs // PREDICTION_SPACING)``-th: a run of 10,000 epochs gets about 2,300 updates, one of a
+#: million about 5,700, so neither the report nor the sampler's work grows with the run's square.
+PREDICTION_SPACING = 500
 #: An ``epoch_end()`` wakes the sampler at once, but ticks are never closer than this.
 MIN_TICK_GAP_S = 0.02
 
@@ -744,9 +748,12 @@ class Tracker:
             self._emit("on_epoch", epoch)
         planned = self.config.epochs
         if planned is not None:
-            # One prediction per epoch, from predict_after on, even when a tick ends several.
+            # One prediction per epoch, from predict_after on, even when a tick ends several
+            # (from 1,000 epochs on, spaced so that their number grows slowly: PREDICTION_SPACING).
             for count in range(len(engine.epochs) - len(new) + 1, len(engine.epochs) + 1):
-                if count >= self.config.predict_after:
+                if count >= self.config.predict_after and (
+                    count == self.config.predict_after or count % max(1, count // PREDICTION_SPACING) == 0
+                ):
                     self._predict(t, max(planned, count), count)
         self._check_budget(t)
         snap = self._publish(t)

@@ -16,8 +16,8 @@ energy separately (``docs/predictions.md`` has the details and the figures):
 2. **Level or trend.** With four or more epochs left, a straight line is fitted to them
    (least squares over the last ten); when its slope is clearly not noise (t > 6) the remaining
    epochs follow the line. Otherwise they take a weighted mean in which each epoch counts half
-   as much as one three epochs newer, so a machine that got busier is followed within a few
-   epochs while noise is still averaged out.
+   as much as one three epochs newer (over the last 60), so a machine that got busier is
+   followed within a few epochs while noise is still averaged out.
 3. **Interval.** A 90 % prediction interval (Student's t) for the remaining epochs' sum, from
    the spread of the epochs used: the remaining epochs vary like those, and their mean is only
    known as well as those epochs tell it. With a single epoch used there is no spread to
@@ -37,6 +37,7 @@ from ..records import EpochRecord, Prediction
 __all__ = [
     "ASSUMED_CV",
     "HALF_LIFE_EPOCHS",
+    "LEVEL_WINDOW",
     "MAX_WARMUP",
     "TREND_MIN_EPOCHS",
     "TREND_T",
@@ -58,6 +59,9 @@ HALF_LIFE_EPOCHS = 3.0
 TREND_T = 6.0
 #: The trend is fitted to at most this many of the latest epochs.
 TREND_WINDOW = 10
+#: The level, its spread and the interval use at most this many of the latest epochs (an epoch
+#: 60 back weighs a millionth of the latest): the cost of a prediction does not grow with the run.
+LEVEL_WINDOW = 60
 #: A trend is fitted only to at least this many epochs.
 TREND_MIN_EPOCHS = 4
 #: Epoch-to-epoch spread (coefficient of variation) assumed when one epoch gives none.
@@ -151,6 +155,9 @@ def estimate_remaining(
         fitted = _trend(values[-TREND_WINDOW:], first_index + max(k - TREND_WINDOW, 0), future)
         if fitted is not None:
             return fitted
+    if half_life is not None and k > LEVEL_WINDOW:
+        values = values[-LEVEL_WINDOW:]
+        k = LEVEL_WINDOW
     weights = [1.0 if half_life is None else 0.5 ** ((k - 1 - i) / half_life) for i in range(k)]
     sw = sum(weights)
     level = sum(w * v for w, v in zip(weights, values)) / sw
