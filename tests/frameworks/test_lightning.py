@@ -178,9 +178,12 @@ def test_bad_arguments_are_refused_when_the_callback_is_made():
         CarbonkitCallback(3, epochs=4)  # epochs given twice
 
 
-def test_the_pytorch_lightning_package_name_has_its_own_callback(tmp_path, tracker_kwargs):
+def test_the_same_callback_works_with_the_pytorch_lightning_package_name(tmp_path, tracker_kwargs):
     ptl = pytest.importorskip("pytorch_lightning")
     from carbonkit.integrations.pytorch_lightning import CarbonkitCallback as PTLCallback
+
+    assert PTLCallback is CarbonkitCallback
+    assert isinstance(CarbonkitCallback(), pl.Callback) and isinstance(CarbonkitCallback(), ptl.Callback)
 
     class Model(ptl.LightningModule):
         def __init__(self):

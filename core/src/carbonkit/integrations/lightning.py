@@ -14,31 +14,41 @@ and the latest prediction once there is one) are logged with ``pl_module.log``, 
 totals go to the trainer's loggers when training ends. With ``on_over_budget="stop"`` it sets
 ``trainer.should_stop`` at the end of the epoch in which the budget was exceeded.
 
-Uses the ``lightning`` package, else ``pytorch_lightning``; when both are installed and the
-trainer is ``pytorch_lightning.Trainer``, use :mod:`carbonkit.integrations.pytorch_lightning`.
+The callback is a ``Callback`` of each of the ``lightning`` and ``pytorch_lightning`` packages
+that is installed, so that ``lightning.Trainer`` and ``pytorch_lightning.Trainer`` both take it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-try:
-    from lightning.pytorch.callbacks import Callback
-except ImportError:  # the older package name
-    try:
-        from pytorch_lightning.callbacks import Callback
-    except ImportError as exc:
-        raise ImportError(
-            "carbonkit.integrations.lightning needs PyTorch Lightning, which is not installed: pip install lightning"
-        ) from exc
-
 from ._lightning_hooks import LightningHooks
 from ._training_run import TrainingRun
+
+# One callback for both package names: a trainer takes only its own package's callbacks, and
+# both packages can be installed side by side (lightning depends on pytorch-lightning).
+_bases: list[type] = []
+try:
+    from lightning.pytorch.callbacks import Callback as _LightningCallback
+
+    _bases.append(_LightningCallback)
+except ImportError:
+    pass
+try:
+    from pytorch_lightning.callbacks import Callback as _PytorchLightningCallback
+
+    _bases.append(_PytorchLightningCallback)
+except ImportError:
+    pass
+if not _bases:
+    raise ImportError(
+        "carbonkit.integrations.lightning needs PyTorch Lightning, which is not installed: pip install lightning"
+    )
 
 __all__ = ["CarbonkitCallback"]
 
 
-class CarbonkitCallback(LightningHooks, Callback):  # type: ignore[misc]  # Callback is untyped here
+class CarbonkitCallback(LightningHooks, *_bases):  # type: ignore[misc]  # the bases are untyped here
     """Track ``Trainer.fit`` with a :class:`carbonkit.Tracker` (see the module's documentation).
 
     :param tracker_args: The :class:`carbonkit.Tracker` arguments, positional (``epochs``...) or
