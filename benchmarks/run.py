@@ -477,7 +477,9 @@ def main() -> None:
            `adaptive` predictor and the paper's `linear` one, on synthetic traces
            (`carbonkit.testing.synthetic_trace`, 50 epochs) and on traces of real PyTorch CPU training runs
            recorded on this machine by `benchmarks/record_torch_traces.py` (`benchmarks/data/torch_traces.json`;
-           energy as carbonkit measured or estimated it there, the machine's other load included).
+           energy as carbonkit measured or estimated it there, the machine's other load included); and the
+           cost of reading `tracker.over_budget` next to an `epoch_start()` + `epoch_end()` pair (medians
+           of 20,000 timed calls, the sampler running).
 
         Peers run without network: carbontracker's IP geolocation fails at once as it would offline, and
         codecarbon runs as `OfflineEmissionsTracker`.
