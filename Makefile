@@ -3,7 +3,7 @@
 PYTHON ?= python3
 UV := $(PYTHON) -m uv
 
-.PHONY: setup demo test test-distributed lint bench clean
+.PHONY: setup demo test test-frameworks test-distributed lint bench clean
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv>=0.9,<0.14"
@@ -19,18 +19,24 @@ test: setup
 	$(UV) run --locked ruff check .
 	$(UV) run --locked mypy
 	$(UV) run --locked pytest
+	$(MAKE) test-frameworks
 
-# Real multi-process jobs (torchrun on gloo) need torch: its CPU build goes into a separate
-# virtual environment, .venv-frameworks, with the workspace packages the jobs use
-# (tests/distributed skips without torch, so `make test` passes without it).
+# The framework callbacks against the real frameworks (PyTorch Lightning, Hugging Face transformers,
+# Keras 3 on torch) and real multi-process jobs (torchrun on gloo), in an environment of their own
+# made with pip: pip takes the CPU build of torch pinned in requirements/frameworks.txt, where uv
+# would fetch a CUDA build of several GB. tests/frameworks and tests/distributed skip in .venv.
 FRAMEWORKS_VENV := .venv-frameworks
-test-distributed:
+FRAMEWORKS_PACKAGES := -e core -e plugins/nvml -e plugins/rapl -e plugins/intensity_static -e plugins/cpu_estimate
+$(FRAMEWORKS_VENV)/.installed: requirements/frameworks.txt core/pyproject.toml
 	@test -x $(FRAMEWORKS_VENV)/bin/python || $(PYTHON) -m venv $(FRAMEWORKS_VENV)
-	@# "+cpu" names the CPU build: pip never falls back to a CUDA build of the same version.
-	@$(FRAMEWORKS_VENV)/bin/python -c "import torch" 2>/dev/null || \
-		$(FRAMEWORKS_VENV)/bin/pip install --quiet "torch==2.13.0+cpu"
-	@$(FRAMEWORKS_VENV)/bin/pip install --quiet -e core -e plugins/nvml -e plugins/rapl -e plugins/intensity_static \
-		-e plugins/cpu_estimate pytest
+	$(FRAMEWORKS_VENV)/bin/python -m pip install --quiet -r requirements/frameworks.txt
+	$(FRAMEWORKS_VENV)/bin/python -m pip install --quiet $(FRAMEWORKS_PACKAGES)
+	@touch $@
+
+test-frameworks: $(FRAMEWORKS_VENV)/.installed
+	KERAS_BACKEND=torch HF_HUB_OFFLINE=1 $(FRAMEWORKS_VENV)/bin/python -m pytest -p no:cacheprovider tests/frameworks tests/distributed
+
+test-distributed: $(FRAMEWORKS_VENV)/.installed
 	$(FRAMEWORKS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/distributed
 
 lint: setup

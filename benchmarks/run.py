@@ -467,6 +467,12 @@ def main() -> None:
         pass
     for r in extra:
         row("scheduling", r["figure"], r["value"], r["unit"], note=r.get("note", ""))
+    if not only or "predictors" in only.split(","):
+        import bench_predictors
+
+        log("9. predictors ...")
+        for r in bench_predictors.run(ROUNDS):
+            row("predictors", r["figure"], r["value"], r["unit"], note=r.get("note", ""))
     text = table()
     print(text)
     header = textwrap.dedent(
@@ -501,6 +507,15 @@ def main() -> None:
         7. Run logs: 1,000 copies of one run log (60 samples, 5 epochs), each on its own host, read and
            aggregated as `carbonkit report` does (counting each device once per job and host), and
            `carbonkit.load_run` on each, summed.
+        8. Scheduling: `benchmarks/bench_scheduling.py` (its docstring says how).
+        9. Predictors: `benchmarks/bench_predictors.py`: the error of the predicted total energy,
+           `|predicted / actual - 1|`, after 1, 2 and 3 epochs (5 and 10 in the note), of the default
+           `adaptive` predictor and the paper's `linear` one, on synthetic traces
+           (`carbonkit.testing.synthetic_trace`, 50 epochs) and on traces of real PyTorch CPU training runs
+           recorded on this machine by `benchmarks/record_torch_traces.py` (`benchmarks/data/torch_traces.json`;
+           energy as carbonkit measured or estimated it there, the machine's other load included); and the
+           cost of reading `tracker.over_budget` next to an `epoch_start()` + `epoch_end()` pair (medians
+           of 20,000 timed calls, the sampler running).
 
         Peers run without network: carbontracker's IP geolocation fails at once as it would offline, and
         codecarbon runs as `OfflineEmissionsTracker`.

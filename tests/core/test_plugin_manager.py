@@ -87,7 +87,7 @@ def test_hook_register_predictors():
     pm_config = carbonkit.Config(predictor="twice")
     from carbonkit.plugins import collect_predictors
 
-    assert [p.name for p in collect_predictors(pm, pm_config).objects] == ["twice", "linear"]
+    assert [p.name for p in collect_predictors(pm, pm_config).objects] == ["twice", "linear", "adaptive"]
 
 
 def test_hook_register_reporters():

@@ -37,6 +37,9 @@ logging.getLogger("carbonkit").addHandler(logging.NullHandler())
 TYPE_CHECKING = False  # type checkers treat this name as true; importing typing costs ~8 ms
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from .config import Config as Config
+    from .decorators import track as track
+    from .default_plugins.adaptive_predictor import AdaptivePredictor as AdaptivePredictor
+    from .default_plugins.linear_predictor import LinearPredictor as LinearPredictor
     from .hookspecs import hookimpl as hookimpl
     from .plugins import make_plugin_manager as make_plugin_manager
     from .protocols import (
@@ -56,6 +59,12 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
     )
     from .protocols import (
         RunStart as RunStart,
+    )
+    from .records import (
+        BudgetExceeded as BudgetExceeded,
+    )
+    from .records import (
+        BudgetReport as BudgetReport,
     )
     from .records import (
         ComponentReport as ComponentReport,
@@ -91,6 +100,9 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
         ResolvedLocation as ResolvedLocation,
     )
     from .records import (
+        Snapshot as Snapshot,
+    )
+    from .records import (
         Unavailable as Unavailable,
     )
     from .runlog import load_run as load_run
@@ -100,6 +112,10 @@ if TYPE_CHECKING:  # the lazy names, for type checkers
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AdaptivePredictor": "default_plugins.adaptive_predictor",
+    "LinearPredictor": "default_plugins.linear_predictor",
+    "BudgetExceeded": "records",
+    "BudgetReport": "records",
     "ComponentReport": "records",
     "Config": "config",
     "DroppedSource": "records",
@@ -120,13 +136,18 @@ _LAZY = {
     "hookimpl": "hookspecs",
     "RunStart": "protocols",
     "SimulatedSource": "sources",
+    "Snapshot": "records",
     "Tracker": "tracker",
     "Unavailable": "records",
     "load_run": "runlog",
     "make_plugin_manager": "plugins",
+    "track": "decorators",
 }
 
 __all__ = [
+    "AdaptivePredictor",
+    "BudgetExceeded",
+    "BudgetReport",
     "CarbonkitError",
     "ComponentReport",
     "Config",
@@ -141,6 +162,7 @@ __all__ = [
     "IntensitySample",
     "IntensityUnavailable",
     "IntensityUse",
+    "LinearPredictor",
     "MeasurementError",
     "NoPowerSourceError",
     "PluginContractError",
@@ -156,6 +178,7 @@ __all__ = [
     "RunLogError",
     "RunStart",
     "SimulatedSource",
+    "Snapshot",
     "Tracker",
     "Unavailable",
     "UnknownZoneError",
@@ -163,6 +186,7 @@ __all__ = [
     "hookimpl",
     "load_run",
     "make_plugin_manager",
+    "track",
 ]
 
 

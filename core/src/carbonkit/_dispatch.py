@@ -82,8 +82,9 @@ class Channel:
             self.disabled = why
             self._queue.clear()
             self._cond.notify()
-        self.finished.set()
+        # The warning first: whoever waits on ``finished`` (stop()) then finds it in the run's warnings.
         self._warn(f"reporter {self.name!r} {why} and was disabled; the run goes on without it")
+        self.finished.set()
 
     def _serve(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from ._accounting import J_PER_KWH, Accountant, IntensityTimeline, carbon, utc_f
 from .equivalents import car_factor
 from .records import (
     METHODS,
+    BudgetReport,
     ComponentReport,
     DroppedSource,
     EpochRecord,
@@ -48,6 +49,8 @@ class Engine:
     marks: list[tuple[str, float]] = field(factory=list)  # ("start" | "end", t)
     epochs: list[EpochRecord] = field(factory=list)
     prediction: Prediction | None = None
+    predictions: list[Prediction] = field(factory=list)
+    budget: BudgetReport | None = None
     paused_s: float = 0.0
     pauses: list[tuple[float, float]] = field(factory=list)
     attribution: str = "machine"
@@ -59,6 +62,7 @@ class Engine:
     _open_start: float | None = None
     _open_start_j: float | None = None
     _last_end: tuple[float, float] = (0.0, 0.0)
+    _priced: tuple[int, int, float] | None = None  # (timeline size, buckets, grams of all but the last)
 
     def __attrs_post_init__(self) -> None:
         self.timeline.signal = self.signal
@@ -127,7 +131,8 @@ class Engine:
 
         The predicted energy is spread evenly over the predicted duration from the run's start;
         each minute is priced at the intensity in force then (live where known, the provider's
-        forecast ahead, else the latest value).
+        forecast ahead, else the latest value). The interval's ends (when the predictor gave
+        one) are priced at the point prediction's mean intensity.
         """
         energy_kwh = raw.it_energy_kwh * self.pue
         duration = max(raw.duration_s, 1e-9)
@@ -152,14 +157,63 @@ class Engine:
             source = main[1]
         else:
             kind, source = "unknown", "no intensity"
+        def priced(it_end: float | None) -> tuple[float | None, float | None]:
+            # The interval's ends are priced at the point prediction's mean intensity.
+            if it_end is None:
+                return None, None
+            return it_end * self.pue, grams * it_end / raw.it_energy_kwh if raw.it_energy_kwh > 0 else 0.0
+
+        energy_low, co2_low = priced(raw.it_energy_low_kwh)
+        energy_high, co2_high = priced(raw.it_energy_high_kwh)
+        # Rounding must not put the point outside its own interval.
+        energy_low = None if energy_low is None else min(energy_low, energy_kwh)
+        co2_low = None if co2_low is None else min(co2_low, grams)
+        energy_high = None if energy_high is None else max(energy_high, energy_kwh)
+        co2_high = None if co2_high is None else max(co2_high, grams)
         return attrs.evolve(
             raw,
+            energy_low_kwh=energy_low,
+            energy_high_kwh=energy_high,
+            co2eq_low_g=co2_low,
+            co2eq_high_g=co2_high,
             energy_kwh=energy_kwh,
             co2eq_g=grams,
             intensity_g_per_kwh=grams / kwh if kwh else 0.0,
             intensity_kind=kind,
             intensity_source=source,
         )
+
+    def add_prediction(self, prediction: Prediction) -> bool:
+        """Record a (completed) prediction; return True when it is the run's first."""
+        self.predictions.append(prediction)
+        if self.prediction is None:
+            self.prediction = prediction
+            return True
+        return False
+
+    # -- figures so far ---------------------------------------------------------------------
+
+    def energy_so_far_kwh(self) -> float:
+        """Energy used so far, PUE included (attributed, like the report's)."""
+        return self.accountant.e_attr_j / J_PER_KWH * self.pue
+
+    def co2_so_far_g(self) -> float:
+        """CO2eq so far, priced like the report (each interval at the intensity in force for it).
+
+        Every interval but the last is priced once and kept until a new intensity sample arrives,
+        so calling this every tick costs about one interval's pricing.
+        """
+        acc = self.accountant
+        starts = acc.bucket_start_j
+        if not starts:
+            return 0.0
+        size = len(self.timeline)
+        if self._priced is None or self._priced[0] != size or self._priced[1] != len(starts):
+            closed = carbon(acc.buckets()[:-1], self.timeline, acc.bucket_s, self.pue)[0]
+            self._priced = (size, len(starts), closed)
+        last_k = next(reversed(starts))  # buckets are added in time order
+        last = carbon([(last_k, acc.e_attr_j - starts[last_k])], self.timeline, acc.bucket_s, self.pue)[0]
+        return self._priced[2] + last
 
     # -- intensity --------------------------------------------------------------------------
 
@@ -243,6 +297,8 @@ class Engine:
             ],
             epochs_planned=self.epochs_planned,
             prediction=self.prediction,
+            predictions=self.predictions,
+            budget=self.budget,
             dropped_sources=self.dropped,
             warnings=self.warnings,
             tags=self.tags,

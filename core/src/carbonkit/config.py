@@ -25,6 +25,8 @@ blank string counts as unset):
                                   ``0``/``false``/``no``/``off`` does not
 ``CARBONKIT_EMBODIED``            embodied emissions per component, a JSON object or
                                   ``@path/to/file.json``
+``CARBONKIT_BUDGET_G``            carbon budget of the run, grams CO2eq (> 0)
+``CARBONKIT_BUDGET_KWH``          energy budget of the run, kWh including PUE (> 0)
 ``CARBONKIT_DISABLE_PLUGINS``     comma-separated plugin names not to load (read by the loader)
 ``CARBONKIT_PLUGINS``             comma-separated allow-list of external plugins (``""``: none)
 ``CARBONKIT_TRACE_PLUGINS``       ``1`` logs every hook call at DEBUG (read by the loader)
@@ -63,6 +65,8 @@ Floors and ceilings, and why (each error message repeats the reason for the boun
 - ``epochs`` and ``predict_after``: **1 to 10,000,000**. The tracker keeps a record per epoch;
   beyond ten million the number is almost certainly steps or samples, which belong in
   ``functional_unit`` and ``add_units()``. ``predict_after`` is also at most ``epochs``.
+- ``budget_g`` and ``budget_kwh``: a finite number **> 0** (grams CO2eq; kWh including PUE),
+  or None for no budget. A budget of 0 would be exceeded by the first reading.
 - ``pid``: a whole number > 0. ``tags``: strings to strings. ``options``: a mapping with string
   keys. ``quiet``: ``True`` or ``False`` only. ``embodied``: ``{"gpu": {"kgco2e": ...,
   "lifetime_years": ..., "source": ...}}`` (checked by :func:`carbonkit.reports.sci.embodied_from_config`).
@@ -150,6 +154,8 @@ VARIABLES: Mapping[str, str] = {
     "CARBONKIT_QUIET": "quiet",
     "CARBONKIT_EMBODIED": "embodied",
     "CARBONKIT_SIGNAL": "signal",
+    "CARBONKIT_BUDGET_G": "budget_g",
+    "CARBONKIT_BUDGET_KWH": "budget_kwh",
 }
 
 #: Every ``CARBONKIT_*`` variable known to be read, by whom. Names here never draw a warning.
@@ -275,6 +281,8 @@ _TAGS = "tags must map strings to strings, e.g. {'job': 'resnet50', 'team': 'vis
 _OPTIONS = "options must be a mapping with string keys, e.g. {'rapl.root': '/sys/class/powercap'}"
 _PID = "pid must be a whole number > 0 (the process id at the root of the tracked process tree)"
 _LOG_DIR = "log_dir must be a folder path (a str or os.PathLike), or None for no run log"
+_BUDGET_G = "budget_g must be a number of grams CO2eq > 0 (the run's carbon budget), or None for none"
+_BUDGET_KWH = "budget_kwh must be a number of kWh > 0, PUE included (the run's energy budget), or None for none"
 _EMBODIED = "embodied must map components to {'kgco2e': kg per device, 'lifetime_years': years, 'source': text}"
 
 
@@ -372,6 +380,16 @@ def _rule_predict_after(value: object) -> int:
     return number
 
 
+def _rule_budget(accepted: str) -> Callable[[object], float]:
+    def rule(value: object) -> float:
+        number = _real(value, accepted)
+        if number <= 0:
+            raise _Rejected("not a positive number", accepted)
+        return number
+
+    return rule
+
+
 def _rule_location(value: object) -> str:
     if not isinstance(value, str):
         raise _Rejected("not a string", _LOCATION)
@@ -407,6 +425,12 @@ def _rule_signal(value: object) -> str:
 def _rule_quiet(value: object) -> bool:
     if not isinstance(value, bool):
         raise _Rejected("not a bool", _QUIET)
+    return value
+
+
+def _rule_progress(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Rejected("not a bool", "progress must be True or False")
     return value
 
 
@@ -467,7 +491,7 @@ def _rule_pue_source(value: object) -> str:
 
 
 _rule_provider = _name_rule("intensity_provider", "'intensity_dk' or 'intensity_gb:national'")
-_rule_predictor = _name_rule("predictor", "'linear'")
+_rule_predictor = _name_rule("predictor", "'adaptive' or 'linear'")
 
 _RULES: Mapping[str, Callable[[object], Any]] = {
     "location": _rule_location,
@@ -490,6 +514,9 @@ _RULES: Mapping[str, Callable[[object], Any]] = {
     "functional_unit": _rule_functional_unit,
     "embodied": _rule_embodied,
     "options": _rule_options,
+    "progress": _rule_progress,
+    "budget_g": _rule_budget(_BUDGET_G),
+    "budget_kwh": _rule_budget(_BUDGET_KWH),
 }
 
 
@@ -503,7 +530,9 @@ def _argument(name: str, value: object) -> Any:
         raise ConfigError(f"{name}={value!r} is {exc.problem}: {exc.accepted}") from None
 
 
-_OPTIONAL = frozenset({"location", "epochs", "log_dir", "intensity_provider", "postcode", "functional_unit"})
+_OPTIONAL = frozenset(
+    {"location", "epochs", "log_dir", "intensity_provider", "postcode", "functional_unit", "budget_g", "budget_kwh"}
+)
 
 
 # attrs converters must be named functions (for type checkers): one per field.
@@ -587,6 +616,18 @@ def _c_options(value: object) -> dict[str, Any]:
     return _argument("options", value)  # type: ignore[no-any-return]
 
 
+def _c_progress(value: object) -> bool:
+    return _argument("progress", value)  # type: ignore[no-any-return]
+
+
+def _c_budget_g(value: object) -> float | None:
+    return _argument("budget_g", value)  # type: ignore[no-any-return]
+
+
+def _c_budget_kwh(value: object) -> float | None:
+    return _argument("budget_kwh", value)  # type: ignore[no-any-return]
+
+
 def _c_given_by(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(f"given_by must map field names to 'argument', 'default' or a variable name, got {value!r}")
@@ -634,6 +675,7 @@ class Config:
         seconds from 1 to 3600 that divides an hour.
     :param predictor: Name of the predictor.
     :param quiet: Silence the console reporter.
+    :param progress: Have the console reporter print one line per epoch.
     :param attribution: ``"machine"`` (whole machine) or ``"process"`` (the tracked process
         tree's share).
     :param signal: Which intensity signal prices the run: ``"average"`` (the default) or
@@ -647,6 +689,8 @@ class Config:
     :param embodied: Embodied emissions per component, for SCI:
         ``{"gpu": {"kgco2e": 150, "lifetime_years": 4, "source": "..."}}``.
     :param options: Settings for third-party plugins, by key.
+    :param budget_g: Carbon budget of the run in grams CO2eq (> 0), or None.
+    :param budget_kwh: Energy budget of the run in kWh including PUE (> 0), or None.
     :param given_by: Where each value came from, by field: ``"argument"``, the
         ``CARBONKIT_*`` variable, or ``"default"``. Filled by :meth:`from_env`; read it with
         :meth:`describe_source`. Provenance only: it is left out of equality, so two configs
@@ -663,8 +707,9 @@ class Config:
     intensity_provider: str | None = field(default=None, converter=_c_provider)
     intensity_refresh_s: float = field(default=900.0, converter=_c_refresh)
     intensity_resolution_s: float = field(default=60.0, converter=_c_resolution)
-    predictor: str = field(default="linear", converter=_c_predictor)
+    predictor: str = field(default="adaptive", converter=_c_predictor)
     quiet: bool = field(default=False, converter=_c_quiet)
+    progress: bool = field(default=False, converter=_c_progress)
     attribution: str = field(default="machine", converter=_c_attribution)
     signal: str = field(default="average", converter=_c_signal)
     postcode: str | None = field(default=None, converter=_c_postcode)
@@ -673,6 +718,8 @@ class Config:
     functional_unit: str | None = field(default=None, converter=_c_functional_unit)
     embodied: Mapping[str, Any] = field(factory=dict, converter=_c_embodied)
     options: Mapping[str, Any] = field(factory=dict, converter=_c_options)
+    budget_g: float | None = field(default=None, converter=_c_budget_g)
+    budget_kwh: float | None = field(default=None, converter=_c_budget_kwh)
     given_by: Mapping[str, str] = field(factory=dict, converter=_c_given_by, validator=_check_given_by, eq=False)
 
     def describe_source(self, name: str) -> str:
@@ -739,8 +786,9 @@ def _variable(var: str, name: str, raw: str) -> Any:
     """Parse and check the text of variable ``var``; the error names ``var='raw'``."""
     text = raw.strip()
     try:
-        if name in ("pue", "interval_s"):
-            value: object = _parse_float(text, _PUE if name == "pue" else _INTERVAL)
+        if name in ("pue", "interval_s", "budget_g", "budget_kwh"):
+            accepted = {"pue": _PUE, "interval_s": _INTERVAL, "budget_g": _BUDGET_G, "budget_kwh": _BUDGET_KWH}[name]
+            value: object = _parse_float(text, accepted)
         elif name in ("attribution", "signal"):
             value = text.lower()
         elif name == "quiet":
@@ -865,6 +913,8 @@ _ARGUMENT_ONLY = (
     "options",
     "pid",
     "predictor",
+    "on_over_budget",
+    "progress",
 )
 
 

@@ -67,6 +67,7 @@ ENTRYPOINT_GROUP = "carbonkit"
 DEFAULT_PLUGINS = (
     "carbonkit.default_plugins.constant_intensity",
     "carbonkit.default_plugins.linear_predictor",
+    "carbonkit.default_plugins.adaptive_predictor",
     "carbonkit.default_plugins.console_reporter",
     "carbonkit.default_plugins.runlog_reporter",
 )

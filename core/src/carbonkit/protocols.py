@@ -17,7 +17,16 @@ from attrs import field, frozen
 from .records import tuple_of
 
 if TYPE_CHECKING:
-    from .records import DroppedSource, EpochRecord, IntensitySample, Prediction, Report
+    from .records import (
+        BudgetExceeded,
+        BudgetReport,
+        DroppedSource,
+        EpochRecord,
+        IntensitySample,
+        Prediction,
+        Report,
+        Snapshot,
+    )
 
 __all__ = [
     "IntensityProvider",
@@ -200,6 +209,9 @@ class ReporterBase:
     warning function there (``warn(message)``, callable from any thread): its warnings then reach
     the report, the run log and the console like the run's own, once each. Exporters use it to
     say once that their back end is slow or down, without failing (which would disable them).
+    The optional events (not part of :class:`Reporter`; a reporter without them is simply not
+    called): ``on_prediction_update`` (each prediction after the first), ``on_budget_exceeded``,
+    ``on_budget_stop`` and ``on_progress`` (with ``progress=True``).
     """
 
     name = "reporter"
@@ -221,6 +233,18 @@ class ReporterBase:
 
     def on_warning(self, message: str) -> None:
         pass
+
+    def on_prediction_update(self, prediction: Prediction) -> None:
+        """Optional: each prediction after the first (one per epoch), with its interval."""
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        """Optional: the run went over its budget (once per run)."""
+
+    def on_budget_stop(self, epoch: int) -> None:
+        """Optional: training was stopped because of the budget, after ``epoch`` epochs."""
+
+    def on_progress(self, snapshot: Snapshot, budget: BudgetReport | None) -> None:
+        """Optional, with ``progress=True``: the figures so far, after each epoch."""
 
     def on_report(self, report: Report) -> None:
         pass

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     from .reports.sci import SCI
 
 __all__ = [
+    "BUDGET_ACTIONS",
     "METHODS",
     "INTENSITY_KINDS",
     "SIGNALS",
+    "BudgetExceeded",
+    "BudgetReport",
     "ComponentReport",
     "DroppedSource",
     "EpochRecord",
@@ -33,6 +36,7 @@ __all__ = [
     "Prediction",
     "Report",
     "ResolvedLocation",
+    "Snapshot",
     "Unavailable",
 ]
 
@@ -43,6 +47,8 @@ INTENSITY_KINDS = ("live", "forecast", "average")
 #: Which signal an intensity value is: the average emissions of all generation in the zone, or
 #: the marginal emissions of the generation that responds to a change in demand (Dodge et al.).
 SIGNALS = ("average", "marginal")
+#: What a tracker does when a run goes over its budget (or ``"callable"``: the user's function).
+BUDGET_ACTIONS = ("warn", "stop", "callable")
 
 
 def tuple_of(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -207,7 +213,11 @@ class Prediction(_Record):
     """Predicted footprint of the whole run.
 
     A predictor fills ``epochs``, ``based_on``, ``duration_s``, ``it_energy_kwh`` and
-    ``predictor``; the core adds PUE, intensity and CO2eq with :func:`attrs.evolve`.
+    ``predictor``, and may fill an interval (``duration_low_s``/``duration_high_s``,
+    ``it_energy_low_kwh``/``it_energy_high_kwh``) and say how it was computed (``interval``);
+    the core adds PUE, intensity and CO2eq with :func:`attrs.evolve`, the interval's ends
+    included (``energy_low_kwh``..., ``co2eq_low_g``/``co2eq_high_g``, priced like the point
+    prediction). ``low`` and ``high`` are the CO2eq interval in grams.
     """
 
     epochs: int
@@ -220,6 +230,133 @@ class Prediction(_Record):
     intensity_g_per_kwh: float | None = None
     intensity_kind: str | None = None
     intensity_source: str | None = None
+    duration_low_s: float | None = None
+    duration_high_s: float | None = None
+    it_energy_low_kwh: float | None = None
+    it_energy_high_kwh: float | None = None
+    energy_low_kwh: float | None = None
+    energy_high_kwh: float | None = None
+    co2eq_low_g: float | None = None
+    co2eq_high_g: float | None = None
+    interval: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        """The number of completed epochs the prediction was made after (``based_on``)."""
+        return self.based_on
+
+    @property
+    def low(self) -> float | None:
+        """Low end of the CO2eq interval, grams (None when the predictor gave no interval)."""
+        return self.co2eq_low_g
+
+    @property
+    def high(self) -> float | None:
+        """High end of the CO2eq interval, grams (None when the predictor gave no interval)."""
+        return self.co2eq_high_g
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, and ``epoch``, ``low`` and ``high`` for readers of the JSON (ignored by
+        :meth:`from_dict`)."""
+        return {**super().to_dict(), "epoch": self.epoch, "low": self.low, "high": self.high}
+
+
+@frozen(kw_only=True)
+class BudgetExceeded(_Record):
+    """The moment a run went over its budget: what was exceeded, by what, and by how much.
+
+    :param budget: ``"co2eq_g"`` or ``"energy_kwh"``: which budget.
+    :param limit: The budget (grams CO2eq, or kWh including PUE).
+    :param value: The figure that exceeded it, in the same unit.
+    :param basis: ``"predicted"`` (the latest prediction of the whole run) or ``"actual"``
+        (what the run had used so far).
+    :param epoch: Completed epochs at that moment.
+    :param t_s: Seconds since the run started.
+    :param time: When (UTC).
+    :param action: What the tracker was set to do: ``"warn"``, ``"stop"`` or ``"callable"``.
+    """
+
+    budget: str = field(validator=_one_of(("co2eq_g", "energy_kwh")))
+    limit: float
+    value: float
+    basis: str = field(validator=_one_of(("predicted", "actual")))
+    epoch: int
+    t_s: float
+    time: datetime = field(converter=_utc)
+    action: str = field(default="warn", validator=_one_of(BUDGET_ACTIONS))
+
+    @property
+    def over_by(self) -> float:
+        """How far over the budget, in the budget's unit."""
+        return self.value - self.limit
+
+    @property
+    def over_by_fraction(self) -> float:
+        """How far over the budget, as a fraction of it (0.25: 25 % over)."""
+        return self.value / self.limit - 1.0 if self.limit else math.inf
+
+    def describe(self) -> str:
+        """One sentence: ``predicted CO2eq 12.3 g is over the budget of 10 g by 2.3 g (23 %) ...``."""
+        unit = "g" if self.budget == "co2eq_g" else "kWh"
+        what = "CO2eq" if self.budget == "co2eq_g" else "energy"
+        subject = f"the predicted {what} of the run" if self.basis == "predicted" else f"the {what} used so far"
+        return (
+            f"{subject}, {self.value:.4g} {unit}, is over the budget of {self.limit:.4g} {unit} by "
+            f"{self.over_by:.4g} {unit} ({self.over_by_fraction:.0%}) after {self.epoch} epoch(s), "
+            f"{self.t_s:.1f} s into the run"
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BudgetExceeded:
+        names = {a.name for a in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@frozen(kw_only=True)
+class BudgetReport(_Record):
+    """A run's carbon budget and what became of it.
+
+    :param co2eq_g: The CO2eq budget in grams, or None.
+    :param energy_kwh: The energy budget in kWh (including PUE), or None.
+    :param action: ``"warn"``, ``"stop"`` or ``"callable"`` (``on_over_budget``).
+    :param exceeded: The first time the run went over a budget, or None.
+    :param stopped: Whether training was stopped because of it (``Tracker.stopped_by_budget()``).
+    :param stopped_at_epoch: Completed epochs when training was stopped.
+    """
+
+    co2eq_g: float | None = None
+    energy_kwh: float | None = None
+    action: str = field(default="warn", validator=_one_of(BUDGET_ACTIONS))
+    exceeded: BudgetExceeded | None = None
+    stopped: bool = False
+    stopped_at_epoch: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BudgetReport:
+        names = {a.name for a in attrs.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("exceeded"):
+            values["exceeded"] = BudgetExceeded.from_dict(values["exceeded"])
+        return cls(**values)
+
+
+@frozen(kw_only=True)
+class Snapshot(_Record):
+    """A running tracker's figures so far (:meth:`Tracker.snapshot`), without stopping it.
+
+    Figures are as of the sampler's last tick (``t_s``), priced like the final report
+    (intensity in force for each interval, PUE included).
+    """
+
+    t_s: float
+    duration_s: float
+    energy_kwh: float
+    it_energy_kwh: float
+    co2eq_g: float
+    epochs: int
+    epochs_planned: int | None = None
+    prediction: Prediction | None = None
+    over_budget: bool = False
 
 
 @frozen(kw_only=True)
@@ -372,6 +509,11 @@ class Report(_Record):
     ``"CARBONKIT_LOCATION"``, ``"default"``, what a ``resolve_location`` hook said
     (:meth:`ResolvedLocation.describe`, e.g. ``"cloud metadata: aws eu-west-1"``), or
     ``"resolve_location hook"`` for a hook that returned a plain zone code.
+    ``prediction`` is the first prediction (after ``predict_after`` epochs, as in the
+    Carbontracker paper); ``predictions`` holds it and every update after it, one per epoch,
+    each with its interval. ``budget`` is the run's budget and what became of it (None
+    without one). ``str(report)`` gives a few readable lines; in a notebook the report shows as
+    a small table (``_repr_html_``).
 
     In a multi-process job (``docs/distributed.md``): ``role`` is ``"measurer"`` (this process
     read the host's devices) or ``"observer"`` (another process of the job on this host did;
@@ -417,11 +559,25 @@ class Report(_Record):
     job: str | None = None
     hosts: tuple[HostReport, ...] = field(converter=tuple_of, default=())
     job_total: str | None = None
+    predictions: tuple[Prediction, ...] = field(converter=tuple_of, default=())
+    budget: BudgetReport | None = None
 
     @property
     def methods(self) -> dict[str, str]:
         """Map each component to how its energy was obtained."""
         return {name: c.method for name, c in self.components.items()}
+
+    def __str__(self) -> str:
+        """A few readable lines: duration, energy, CO2eq, intensity and its source, methods."""
+        from .report_text import report_lines
+
+        return "\n".join(report_lines(self))
+
+    def _repr_html_(self) -> str:
+        """A small HTML table for notebooks, the provenance in a ``<details>`` element."""
+        from .report_text import report_html
+
+        return report_html(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
@@ -435,6 +591,9 @@ class Report(_Record):
         values["epochs"] = [EpochRecord.from_dict(e) for e in data.get("epochs", ())]
         if data.get("prediction"):
             values["prediction"] = Prediction.from_dict(data["prediction"])
+        values["predictions"] = [Prediction.from_dict(p) for p in data.get("predictions") or ()]
+        if data.get("budget"):
+            values["budget"] = BudgetReport.from_dict(data["budget"])
         values["dropped_sources"] = [DroppedSource.from_dict(d) for d in data.get("dropped_sources", ())]
         if data.get("sci"):
             from .reports.sci import SCI

@@ -32,6 +32,8 @@ from .errors import RunLogError
 from .protocols import ReporterBase, RunStart
 from .records import (
     SIGNALS,
+    BudgetExceeded,
+    BudgetReport,
     DroppedSource,
     EpochRecord,
     Fallback,
@@ -188,6 +190,15 @@ class RunLogWriter(ReporterBase):
 
     def on_prediction(self, prediction: Prediction) -> None:
         self._write({"type": "prediction", **prediction.to_dict()})
+
+    def on_prediction_update(self, prediction: Prediction) -> None:
+        self._write({"type": "prediction_update", **prediction.to_dict()})
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        self._write({"type": "budget_exceeded", **event.to_dict()})
+
+    def on_budget_stop(self, epoch: int) -> None:
+        self._write({"type": "budget_stop", "epoch": epoch})
 
     def on_pause(self, t0: float, t1: float, outcome: Any) -> None:
         self._write(
@@ -555,8 +566,15 @@ class RunLogReader:
                     yield kind, _span(record, "start_s", "end_s", max_t)
                 elif kind == "pause":
                     yield kind, _span(record, "t", "end_t", max_t)
-                elif kind == "prediction":
+                elif kind in ("prediction", "prediction_update"):
                     yield kind, _prediction(record)
+                elif kind == "budget_exceeded":
+                    yield kind, _budget_exceeded(record)
+                elif kind == "budget_stop":
+                    epoch = record.get("epoch")
+                    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                        raise _Bad(f"epoch must be a whole number >= 0, got {_show(epoch)}")
+                    yield kind, epoch
                 elif kind == "report":
                     yield kind, _report(record.get("report"))
             except _Bad as exc:
@@ -668,6 +686,13 @@ def _prediction(record: Mapping[str, Any]) -> Prediction:
             _number(record.get(key), key)
     prediction: Prediction = _from_dict(Prediction, record)
     return prediction
+
+
+def _budget_exceeded(record: Mapping[str, Any]) -> BudgetExceeded:
+    for key in ("limit", "value", "t_s"):
+        _number(record.get(key), key)
+    event: BudgetExceeded = _from_dict(BudgetExceeded, record)
+    return event
 
 
 def _report(data: Any) -> Report:
@@ -968,6 +993,17 @@ def _header_lags(header: Mapping[str, Any]) -> dict[str, float]:
         if isinstance(lag, (int, float)) and not isinstance(lag, bool) and math.isfinite(lag) and lag >= 0:
             lags[d["name"]] = float(lag)
     return lags
+def _budget_of(header: Mapping[str, Any]) -> BudgetReport:
+    """The budget a run log's header declares (an empty one for logs written without)."""
+    data = header.get("budget")
+    if not isinstance(data, Mapping):
+        return BudgetReport()
+    try:
+        return BudgetReport(
+            co2eq_g=data.get("co2eq_g"), energy_kwh=data.get("energy_kwh"), action=data.get("action", "warn")
+        )
+    except (TypeError, ValueError):
+        return BudgetReport()
 
 
 def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Report:
@@ -1018,7 +1054,16 @@ def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Repor
         elif kind == "warning":
             engine.warn(value)
         elif kind == "prediction":
-            engine.prediction = value
+            engine.prediction = None  # a log holds one first prediction
+            engine.add_prediction(value)
+        elif kind == "prediction_update":
+            engine.add_prediction(value)
+        elif kind == "budget_exceeded":
+            engine.budget = attrs.evolve(_budget_of(header), exceeded=value)
+        elif kind == "budget_stop":
+            engine.budget = attrs.evolve(engine.budget or _budget_of(header), stopped=True, stopped_at_epoch=value)
+    if engine.budget is None and _budget_of(header) != BudgetReport():
+        engine.budget = _budget_of(header)
     for line_problem in reader.problems():
         engine.warn(line_problem)
     engine.new_epochs()

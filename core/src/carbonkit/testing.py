@@ -29,7 +29,7 @@ from attrs import define, field
 
 from .config import Config
 from .protocols import ReporterBase, RunStart
-from .records import EpochRecord, IntensitySample, Prediction, Report
+from .records import BudgetExceeded, BudgetReport, EpochRecord, IntensitySample, Prediction, Report, Snapshot
 
 __all__ = [
     "FakeIntensity",
@@ -38,9 +38,14 @@ __all__ = [
     "assert_plugin_valid",
     "mock_http_client",
     "plugin_manager_for_tests",
+    "epoch_trace",
     "step",
+    "synthetic_trace",
     "tracker_for",
 ]
+
+#: The kinds of :func:`synthetic_trace`.
+TRACE_KINDS = ("steady", "warmup", "noisy", "drifting", "step")
 
 
 @define
@@ -169,6 +174,18 @@ class RecordingReporter(ReporterBase):
     def on_warning(self, message: str) -> None:
         self.history.append(("on_warning", message))
 
+    def on_prediction_update(self, prediction: Prediction) -> None:
+        self.history.append(("on_prediction_update", prediction))
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        self.history.append(("on_budget_exceeded", event))
+
+    def on_budget_stop(self, epoch: int) -> None:
+        self.history.append(("on_budget_stop", epoch))
+
+    def on_progress(self, snapshot: Snapshot, budget: BudgetReport | None) -> None:
+        self.history.append(("on_progress", snapshot))
+
     def on_report(self, report: Report) -> None:
         self.history.append(("on_report", report))
 
@@ -247,3 +264,61 @@ def step(at: datetime, before: float, after: float) -> Callable[[datetime], floa
     """Return an intensity function that is ``before`` until ``at`` and ``after`` from then on."""
     return lambda when: before if when < at else after
 
+
+
+def epoch_trace(durations_s: Sequence[float], powers_w: Sequence[float]) -> list[EpochRecord]:
+    """Epoch records for epochs of the given durations at the given mean IT power (PUE 1).
+
+    For driving a predictor without a tracker: ``predictor.predict(epochs=N,
+    completed=trace[:k])``.
+    """
+    out = []
+    t = 0.0
+    for i, (d, p) in enumerate(zip(durations_s, powers_w, strict=True)):
+        kwh = d * p / 3.6e6
+        out.append(EpochRecord(index=i, start_s=t, end_s=t + d, duration_s=d, it_energy_kwh=kwh,
+                               energy_kwh=kwh, co2eq_g=0.0))
+        t += d
+    return out
+
+
+def synthetic_trace(
+    kind: str,
+    epochs: int,
+    *,
+    duration_s: float = 60.0,
+    power_w: float = 300.0,
+    seed: int = 0,
+    warmup: float = 0.6,
+    noise: float = 0.05,
+    drift: float = 0.02,
+    step_at: int = 3,
+    step_factor: float = 2.0,
+) -> list[EpochRecord]:
+    """A simulated training run's epochs, for testing and benchmarking predictors.
+
+    ``"steady"``: every epoch alike. ``"warmup"``: the first epoch runs at ``warmup`` times the
+    steady duration and power, the rest steady. ``"noisy"``: duration and power vary from epoch to
+    epoch (independent, normal, relative spread ``noise``, seeded). ``"drifting"``: each epoch
+    takes ``drift`` (relative) longer than the one before at the same power, as on a machine
+    getting busier. ``"step"``: from epoch ``step_at`` on, epochs take ``step_factor`` times as
+    long (another job arrived).
+    """
+    import random
+
+    rng = random.Random(seed)
+    durations = [duration_s] * epochs
+    powers = [power_w] * epochs
+    if kind == "warmup":
+        durations[0] *= warmup
+        powers[0] *= warmup
+    elif kind == "noisy":
+        durations = [duration_s * max(rng.gauss(1.0, noise), 0.05) for _ in range(epochs)]
+        powers = [power_w * max(rng.gauss(1.0, noise), 0.05) for _ in range(epochs)]
+    elif kind == "drifting":
+        durations = [duration_s * (1.0 + drift * i) for i in range(epochs)]
+    elif kind == "step":
+        durations = [duration_s * (step_factor if i >= step_at else 1.0) for i in range(epochs)]
+    elif kind != "steady":
+        raise ValueError(f"kind must be one of {', '.join(TRACE_KINDS)}, got {kind!r}")
+    return epoch_trace(durations, powers)

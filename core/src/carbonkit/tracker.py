@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import __version__
-from ._accounting import Accountant
+from ._accounting import J_PER_KWH, Accountant
 from ._compose import Composition, LazyHttpClient, SourceSlot, compose
 from ._dispatch import Channel
 from ._engine import Engine
@@ -41,7 +41,7 @@ from ._redact import install_log_filter, redact_mapping, redact_text
 from .config import Config
 from .errors import ConfigError, IntensityUnavailable
 from .protocols import IntensityProvider, PowerSource, Predictor, Reporter, RunStart
-from .records import Fallback, IntensitySample, Report
+from .records import BudgetExceeded, BudgetReport, Fallback, IntensitySample, Prediction, Report, Snapshot
 
 if TYPE_CHECKING:
     import httpx
@@ -67,6 +67,10 @@ FIRST_FETCH_GRACE_S = 0.05
 #: Longest the job's store may take, at construction, to count this process among the job's
 #: processes running trackers (multi-process jobs only).
 REGISTER_DEADLINE_S = 2.0
+#: Predictions are updated after every epoch up to 999 epochs, then after every
+#: ``(epochs // PREDICTION_SPACING)``-th: a run of 10,000 epochs gets about 2,300 updates, one of a
+#: million about 5,700, so neither the report nor the sampler's work grows with the run's square.
+PREDICTION_SPACING = 500
 #: An ``epoch_end()`` wakes the sampler at once, but ticks are never closer than this.
 MIN_TICK_GAP_S = 0.02
 
@@ -92,7 +96,8 @@ class Tracker:
     :param provider: Intensity provider, or a list tried in order, instead of the plugins'
         (those of the run's ``signal`` first; a marginal one in an average run is a
         :class:`ConfigError`). The built-in world average is always the last fallback.
-    :param predictor: Predictor instead of the plugins' ``linear``.
+    :param predictor: Predictor, or the name of an installed one (``"adaptive"``, the default,
+        or the paper's ``"linear"``).
     :param reporters: Reporters instead of the plugins' (an empty list means none).
     :param quiet: No console output at all (warnings still reach the report, the run log and
         ``logging``).
@@ -122,6 +127,15 @@ class Tracker:
     ``sources=``, and ask no intensity API. On global rank 0, :meth:`stop` returns the job's
     report.
 
+    :param budget_g: Carbon budget of the run in grams CO2eq (``CARBONKIT_BUDGET_G``).
+    :param budget_kwh: Energy budget of the run in kWh, PUE included (``CARBONKIT_BUDGET_KWH``).
+    :param on_over_budget: What to do when the latest prediction or the actual figure exceeds a
+        budget: ``"warn"`` (one warning, the default), ``"stop"`` (one warning, and
+        :attr:`should_stop` becomes True so that a loop or framework callback stops at the end
+        of the epoch), or a function called once with the :class:`~carbonkit.BudgetExceeded`,
+        on a thread of its own (never the training thread; bounded like a reporter).
+    :param progress: Print one line per epoch on standard error (energy, CO2eq, the latest
+        prediction with its interval, the budget), through the console reporter.
     :raises ConfigError: on any invalid argument or variable, naming it and what is accepted.
     :raises NoPowerSourceError: when no power source is left after every plugin was tried.
     """
@@ -136,9 +150,13 @@ class Tracker:
         log_dir: str | os.PathLike[str] | None = None,
         sources: Sequence[PowerSource] | None = None,
         provider: IntensityProvider | Sequence[IntensityProvider] | None = None,
-        predictor: Predictor | None = None,
+        predictor: Predictor | str | None = None,
         reporters: Sequence[Reporter] | None = None,
         *,
+        budget_g: float | None = None,
+        budget_kwh: float | None = None,
+        on_over_budget: str | Callable[[BudgetExceeded], object] = "warn",
+        progress: bool = False,
         quiet: bool | None = None,
         attribution: str | None = None,
         postcode: str | None = None,
@@ -164,6 +182,12 @@ class Tracker:
             isinstance(tags, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
             raise ConfigError(f"tags must map strings to strings, got {tags!r}")
+        self._budget_action, self._budget_hook = _check_on_over_budget(on_over_budget)
+        if not isinstance(progress, bool):
+            raise ConfigError(f"progress={progress!r} is not accepted: progress must be True or False")
+        predictor_name = None
+        if isinstance(predictor, str):
+            predictor_name, predictor = predictor, None
         config = Config.from_env(
             epochs=epochs,
             predict_after=predict_after,
@@ -183,6 +207,10 @@ class Tracker:
             embodied=embodied,
             options=options,
             pid=pid,
+            predictor=predictor_name,
+            budget_g=budget_g,
+            budget_kwh=budget_kwh,
+            progress=progress,
         )
         if config.functional_unit is not None and not (
             isinstance(config.functional_unit, str) and config.functional_unit.strip()
@@ -282,6 +310,12 @@ class Tracker:
         if self._predicted:
             self._predicted_event.set()
         self._ends = 0
+        # The budget: flags written by the sampler only, read by anyone (plain attribute reads).
+        self.over_budget = False
+        self.should_stop = False
+        self._stopped_by_budget: int | None = None
+        self._snapshot: Snapshot | None = None
+        self._tick_done = threading.Condition()
 
         meta = [s.meta() for s in self._slots]
         # t = 0 is the first reading: duration and energy cover the same span from here.
@@ -301,6 +335,10 @@ class Tracker:
             signal=config.signal,
             provider_lags=_provider_lags(comp.providers),
         )
+        if config.budget_g is not None or config.budget_kwh is not None:
+            self._engine.budget = BudgetReport(
+                co2eq_g=config.budget_g, energy_kwh=config.budget_kwh, action=self._budget_action
+            )
         if comp.seed is not None:
             self._engine.add_intensity(*comp.seed)
         self._engine.fallbacks.extend(comp.fallbacks)
@@ -314,6 +352,8 @@ class Tracker:
                 except Exception:  # noqa: S110 - a read-only attribute: the reporter logs instead
                     pass
         self._channels = [Channel(r, self._warn) for r in comp.reporters]
+        # The user's on_over_budget function runs on a channel of its own, like a reporter.
+        self._hooks = [Channel(_BudgetHook(self._budget_hook), self._warn)] if self._budget_hook else []
         header = self._header(meta, comp, wall0)
         self._run_start = RunStart(
             start_time=datetime.fromtimestamp(wall0, tz=timezone.utc),
@@ -334,6 +374,7 @@ class Tracker:
             self._emit("on_intensity", comp.seed[0])
             self._emit("on_provider_sample", *comp.seed)
         self._emit("on_sample", 0.0, first)
+        self._publish(0.0)
         self._started = True
         for message in comp.warnings + self._pending:
             self._warn(message)
@@ -394,6 +435,53 @@ class Tracker:
         self._marks.append(("end", self._clock() - self._t0))
         self._ends += 1
         self._wake.set()
+
+    # over_budget and should_stop are plain attributes set in _start (read as cheaply as any).
+    #: True once the latest prediction or the figure so far exceeds a budget (set by the sampler).
+    over_budget: bool
+    #: True once over budget with ``on_over_budget="stop"``: end training at the end of the epoch.
+    should_stop: bool
+
+    def stopped_by_budget(self) -> None:
+        """Record that training was stopped because of the budget (report and run log).
+
+        Call it after ending the loop on :attr:`should_stop` or :attr:`over_budget`; the
+        framework callbacks call it when they ask their framework to stop. Only records, at the
+        number of epochs ended so far; idempotent.
+        """
+        if self._stopped_by_budget is None:
+            self._stopped_by_budget = self._ends
+            self._post("budget_stop", self._ends)
+            self._wake.set()
+
+    def snapshot(self, timeout_s: float = 1.0) -> Snapshot:
+        """Return the energy, CO2eq, duration and epochs so far, without stopping the run.
+
+        The figures are those of a sampler tick taken after this call (it wakes the sampler and
+        waits for it, at most ``timeout_s``; ``0`` returns the last tick's figures at once).
+        After :meth:`stop` they are the report's.
+
+        :raises ConfigError: when ``timeout_s`` is not a number >= 0.
+        """
+        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s >= 0:
+            raise ConfigError(f"snapshot(timeout_s=) must be a number of seconds >= 0, got {timeout_s!r}")
+        report = self._report
+        if report is not None:
+            return _snapshot_of_report(report, self.over_budget)
+        if timeout_s > 0 and not self._done.is_set():
+            called = self._clock() - self._t0  # every epoch mark made before now is in that tick
+            with self._tick_done:
+                self._wake.set()
+                self._tick_done.wait_for(
+                    lambda: (self._snapshot is not None and self._snapshot.t_s >= called) or self._done.is_set(),
+                    timeout_s,
+                )
+        report = self._report
+        if report is not None:
+            return _snapshot_of_report(report, self.over_budget)
+        snap = self._snapshot
+        assert snap is not None  # published by the first tick's caller in _start
+        return snap
 
     def pause_while_high(
         self,
@@ -512,7 +600,7 @@ class Tracker:
         if not first:
             return self._report
         late = self._wait_for_reporters(deadline)
-        notes = [f"reporter {ch.name!r} {ch.disabled}" for ch in self._channels
+        notes = [f"reporter {ch.name!r} {ch.disabled}" for ch in (*self._channels, *self._hooks)
                  if ch.disabled is not None and ch.disabled.startswith("blocked")]
         if late:
             notes.append(f"reporter(s) {', '.join(late)} did not finish within {timeout_s:g} s of stop()")
@@ -648,7 +736,7 @@ class Tracker:
     def _wait_for_reporters(self, deadline: float) -> list[str]:
         """Wait until every reporter has closed or is disabled (a stuck one is disabled at its
         deadline); return the names of those still running at ``deadline``."""
-        pending = list(self._channels)
+        pending = [*self._channels, *self._hooks]
         while pending and self._clock() < deadline:
             for ch in pending:
                 ch.check()
@@ -713,6 +801,9 @@ class Tracker:
             "pue_source": self.config.pue_source,
             "epochs": self.config.epochs,
             "predict_after": self.config.predict_after,
+            "predictor": self.predictor.name,
+            "budget": {"co2eq_g": self.config.budget_g, "energy_kwh": self.config.budget_kwh,
+                       "action": self._budget_action},
             "attribution": self.config.attribution,
             "tags": dict(self.config.tags),
             **self._job.header(),
@@ -847,20 +938,97 @@ class Tracker:
             self._register_with_job(wait=False)
         self._emit("on_sample", t, by_name)
         self._drain_inbox()
-        for epoch in engine.new_epochs():
+        new = engine.new_epochs()
+        for epoch in new:
             self._emit("on_epoch", epoch)
-        if not self._predicted and len(engine.epochs) >= self.config.predict_after:
-            self._predicted = True
-            try:
-                planned = self.config.epochs or len(engine.epochs)  # not None here: _predicted starts True without
-                raw = self.predictor.predict(epochs=planned, completed=list(engine.epochs))
-                engine.prediction = engine.complete_prediction(raw, t)
-                self._emit("on_prediction", engine.prediction)
-            except Exception as exc:
-                self._warn(f"predictor {self.predictor.name!r} failed: {exc!r}")
-            self._predicted_event.set()
-        for channel in self._channels:
+        planned = self.config.epochs
+        if planned is not None:
+            # One prediction per epoch, from predict_after on, even when a tick ends several
+            # (from 1,000 epochs on, spaced so that their number grows slowly: PREDICTION_SPACING).
+            for count in range(len(engine.epochs) - len(new) + 1, len(engine.epochs) + 1):
+                if count >= self.config.predict_after and (
+                    count == self.config.predict_after or count % max(1, count // PREDICTION_SPACING) == 0
+                ):
+                    self._predict(t, max(planned, count), count)
+        self._check_budget(t)
+        snap = self._publish(t)
+        if new and self.config.progress:
+            self._emit("on_progress", snap, engine.budget)
+        for channel in (*self._channels, *self._hooks):
             channel.check()
+
+    def _predict(self, t: float, planned: int, count: int) -> None:
+        """Predict the run from its first ``count`` epochs: the first prediction, then one per epoch (sampler)."""
+        engine = self._engine
+        try:
+            raw = self.predictor.predict(epochs=planned, completed=engine.epochs[:count])
+            if not isinstance(raw, Prediction):
+                raise TypeError(f"predict() returned {raw!r}, not a Prediction")
+            prediction = engine.complete_prediction(raw, t)
+            if engine.add_prediction(prediction):
+                self._emit("on_prediction", prediction)
+            else:
+                self._emit("on_prediction_update", prediction)
+        except Exception as exc:
+            self._warn(f"predictor {self.predictor.name!r} failed: {exc!r}")
+        if not self._predicted:
+            self._predicted = True
+            self._predicted_event.set()
+
+    def _check_budget(self, t: float) -> None:
+        """Flip :attr:`over_budget` when the latest prediction or the figure so far exceeds a budget (sampler)."""
+        engine = self._engine
+        budget = engine.budget
+        if budget is None or budget.exceeded is not None:
+            return
+        latest = engine.predictions[-1] if engine.predictions else None
+        checks: list[tuple[str, float, str, float | None]] = []
+        if budget.co2eq_g is not None:
+            checks.append(("co2eq_g", budget.co2eq_g, "actual", engine.co2_so_far_g()))
+            checks.append(("co2eq_g", budget.co2eq_g, "predicted", latest.co2eq_g if latest else None))
+        if budget.energy_kwh is not None:
+            checks.append(("energy_kwh", budget.energy_kwh, "actual", engine.energy_so_far_kwh()))
+            checks.append(("energy_kwh", budget.energy_kwh, "predicted", latest.energy_kwh if latest else None))
+        over = [c for c in checks if c[3] is not None and c[3] > c[1]]
+        if not over:
+            return
+        which, limit, basis, value = over[0]
+        assert value is not None
+        event = BudgetExceeded(
+            budget=which, limit=limit, value=value, basis=basis, epoch=len(engine.epochs), t_s=t,
+            time=datetime.fromtimestamp(engine.start_wall + t, tz=timezone.utc), action=budget.action,
+        )
+        engine.budget = attrs.evolve(budget, exceeded=event)
+        self.over_budget = True
+        if budget.action == "stop":
+            self.should_stop = True
+        self._emit("on_budget_exceeded", event)
+        if budget.action == "warn":
+            self._warn(f"over budget: {event.describe()}; training goes on (on_over_budget='warn')")
+        elif budget.action == "stop":
+            self._warn(f"over budget: {event.describe()}; training should stop at the end of this epoch "
+                       "(on_over_budget='stop': tracker.should_stop is True)")
+        for hook in self._hooks:
+            hook.put("on_budget_exceeded", event)
+
+    def _publish(self, t: float) -> Snapshot:
+        """Publish the figures of this tick for :meth:`snapshot` (sampler)."""
+        engine = self._engine
+        snap = Snapshot(
+            t_s=t,
+            duration_s=t,
+            energy_kwh=engine.energy_so_far_kwh(),
+            it_energy_kwh=engine.accountant.e_attr_j / J_PER_KWH,
+            co2eq_g=engine.co2_so_far_g(),
+            epochs=len(engine.epochs),
+            epochs_planned=engine.epochs_planned,
+            prediction=engine.predictions[-1] if engine.predictions else None,
+            over_budget=self.over_budget,
+        )
+        with self._tick_done:
+            self._snapshot = snap
+            self._tick_done.notify_all()
+        return snap
 
     def _drain_inbox(self) -> None:
         with self._lock:
@@ -881,6 +1049,10 @@ class Tracker:
                 t0, t1, outcome = payload
                 self._engine.add_pause(t0, t1)
                 self._emit("on_pause", t0, t1, outcome)
+            elif kind == "budget_stop":
+                budget = self._engine.budget or BudgetReport(action=self._budget_action)
+                self._engine.budget = attrs.evolve(budget, stopped=True, stopped_at_epoch=payload)
+                self._emit("on_budget_stop", payload)
 
     def _sampler_main(self) -> None:
         try:
@@ -923,8 +1095,10 @@ class Tracker:
                     self._report = self._final_report(self._engine.accountant.t_last or 0.0)
         finally:
             self._done.set()
+            with self._tick_done:
+                self._tick_done.notify_all()
             self._predicted_event.set()
-            for channel in self._channels:
+            for channel in (*self._channels, *self._hooks):
                 channel.close()
 
     def _note_unanswered(self, t_end: float) -> None:
@@ -1063,6 +1237,39 @@ def _provider_detail(provider: Any) -> dict[str, Any]:
         "signal": provider_signal(provider),
         "max_lag_s": _provider_lags([provider]).get(provider.name),
     }
+class _BudgetHook:
+    """The user's ``on_over_budget`` function, as a reporter with one event (its own thread)."""
+
+    name = "on_over_budget"
+
+    def __init__(self, fn: Callable[[BudgetExceeded], object]) -> None:
+        self._fn = fn
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        self._fn(event)
+
+    def close(self) -> None:
+        pass
+
+
+def _check_on_over_budget(value: object) -> tuple[str, Callable[[BudgetExceeded], object] | None]:
+    if isinstance(value, str) and value in ("warn", "stop"):
+        return value, None
+    if callable(value) and not isinstance(value, str):
+        return "callable", value
+    raise ConfigError(
+        f"on_over_budget={value!r} is not accepted: it must be 'warn', 'stop' or a function taking "
+        "the BudgetExceeded event"
+    )
+
+
+def _snapshot_of_report(report: Report, over_budget: bool) -> Snapshot:
+    latest = report.predictions[-1] if report.predictions else report.prediction
+    return Snapshot(
+        t_s=report.duration_s, duration_s=report.duration_s, energy_kwh=report.energy_kwh,
+        it_energy_kwh=report.it_energy_kwh, co2eq_g=report.co2eq_g, epochs=len(report.epochs),
+        epochs_planned=report.epochs_planned, prediction=latest, over_budget=over_budget,
+    )
 
 
 def _check_environment() -> list[str]:

@@ -1,7 +1,9 @@
 """The console reporter: the paper's Listing 2, with how every number was obtained.
 
 Writes to standard error, so a wrapped command's standard output stays its own.
-Silenced by ``quiet=True`` or ``CARBONKIT_QUIET=1``.
+Silenced by ``quiet=True`` or ``CARBONKIT_QUIET=1``. With ``progress=True`` it also prints one
+line per epoch (energy and CO2eq so far, the latest prediction with its interval, the budget);
+like every reporter it runs on its own thread, never on the training thread.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..protocols import ReporterBase
 if TYPE_CHECKING:
     from ..config import Config
     from ..protocols import RunStart
-    from ..records import Prediction, Report
+    from ..records import BudgetExceeded, BudgetReport, Prediction, Report, Snapshot
 
 PREFIX = "carbonkit: "
 
@@ -102,6 +104,15 @@ def describe_prediction(p: Prediction, methods: dict[str, str] | None = None, pu
         f"  CO2eq:  {fmt_g(p.co2eq_g or 0.0)} at {p.intensity_g_per_kwh or 0.0:.1f} gCO2eq/kWh "
         f"({p.intensity_kind}: {p.intensity_source}){tag}",
         _car_line(p.co2eq_g or 0.0, tag),
+    ] + _interval_lines(p)
+
+
+def _interval_lines(p: Prediction) -> list[str]:
+    if p.low is None or p.high is None or p.energy_low_kwh is None or p.energy_high_kwh is None:
+        return []
+    return [
+        f"  90 % interval: CO2eq {fmt_g(p.low)} to {fmt_g(p.high)}, energy {fmt_kwh(p.energy_low_kwh)} to "
+        f"{fmt_kwh(p.energy_high_kwh)} ({p.interval or 'as the predictor computed it'}); updated after every epoch",
     ]
 
 
@@ -148,6 +159,10 @@ def describe_report(r: Report, warnings: bool = True) -> list[str]:
             f"{fmt_g(h.co2eq_g)} at {h.intensity_g_per_kwh:.1f} gCO2eq/kWh in {h.location}"
         )
     lines.append(_car_line(r.co2eq_g, tag))
+    if r.budget is not None:
+        from ..report_text import describe_budget
+
+        lines.append(f"  Budget: {describe_budget(r.budget)}")
     if warnings:
         lines += [f"  warning: {w}" for w in r.warnings]
     for note in r.cut_short:
@@ -157,13 +172,36 @@ def describe_report(r: Report, warnings: bool = True) -> list[str]:
     return lines
 
 
+def describe_progress(s: Snapshot, budget: BudgetReport | None) -> str:
+    """One line per epoch: ``epoch 3/10: 1.2 Wh, 0.45 g CO2eq so far; predicted ...; budget ...``."""
+    planned = f"/{s.epochs_planned}" if s.epochs_planned else ""
+    line = f"epoch {s.epochs}{planned}: {fmt_kwh(s.energy_kwh)}, {fmt_g(s.co2eq_g)} CO2eq"
+    line += f" in {fmt_duration(s.duration_s)}"
+    p = s.prediction
+    if p is not None:
+        interval = f" ({fmt_g(p.low)} to {fmt_g(p.high)})" if p.low is not None and p.high is not None else ""
+        line += f"; predicted {fmt_g(p.co2eq_g or 0.0)}{interval}, {fmt_kwh(p.energy_kwh or 0.0)}"
+    if budget is not None:
+        limits = []
+        if budget.co2eq_g is not None:
+            limits.append(f"{fmt_g(budget.co2eq_g)}")
+        if budget.energy_kwh is not None:
+            limits.append(fmt_kwh(budget.energy_kwh))
+        state = "OVER" if budget.exceeded is not None else "within"
+        line += f"; budget {' / '.join(limits)}: {state}"
+        if budget.exceeded is not None:
+            line += f" ({budget.exceeded.basis})"
+    return line
+
+
 class ConsoleReporter(ReporterBase):
     """Print the components found, the prediction and the actual footprint."""
 
     name = "console"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, progress: bool = False) -> None:
         self.stream = stream
+        self.progress = progress
         self.methods: dict[str, str] = {}
         self.pue: float | None = None
         self.observer = False
@@ -187,10 +225,17 @@ class ConsoleReporter(ReporterBase):
             return
         self._print(describe_prediction(prediction, self.methods, self.pue))
 
+    def on_progress(self, snapshot: Snapshot, budget: BudgetReport | None) -> None:
+        if self.progress:
+            self._print([describe_progress(snapshot, budget)])
+
+    def on_budget_exceeded(self, event: BudgetExceeded) -> None:
+        pass  # the tracker's warning says it (with "warn" and "stop"); a function handles it otherwise
+
     def on_report(self, report: Report) -> None:
         self._print(describe_report(report, warnings=False))  # each was printed as it came
 
 
 @hookimpl(trylast=True)
 def register_reporters(config: Config) -> list[ConsoleReporter]:
-    return [] if config.quiet else [ConsoleReporter()]
+    return [] if config.quiet else [ConsoleReporter(progress=config.progress)]
