@@ -30,11 +30,14 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 TIMEOUT_S = 60.0
 
 #: The command: prints "ready PID", then on each of the six signals prints "got N" and exits 40 + N.
+#: The line is one write(2) and the exit immediate: Linux may deliver the parent-death signal more
+#: than once (once per exiting thread of a multi-threaded parent), and a handler interrupted inside
+#: a buffered print would tear its own line.
 HANDLES_ALL = """
 import os, signal, sys
 def on_signal(signum, frame):
-    print(f"got {signum}", flush=True)
-    sys.exit(40 + signum)
+    os.write(1, f"got {signum}\\n".encode())
+    os._exit(40 + signum)
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
     signal.signal(s, on_signal)
 print(f"ready {os.getpid()}", flush=True)
