@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--series", metavar="FILE", help="CSV of time,g_per_kwh (as carbonkit schedule --series reads)")
     p.add_argument("--signal", choices=("average", "marginal"), default="average",
                    help="intensity signal (default average)")
-    p.add_argument("--flexible-start", metavar="WINDOW", help="also: what Flexible Start within WINDOW saves (24h, 100%%)")
+    p.add_argument(
+        "--flexible-start", metavar="WINDOW", help="also: what Flexible Start within WINDOW saves (24h, 100%%)"
+    )
     p.add_argument("--pause-resume", metavar="WINDOW", help="also: what Pause and Resume within WINDOW saves")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="bound on the providers' history requests together (default 30)")

@@ -393,7 +393,8 @@ def _unknown_zone_message(zone: str, known: frozenset[str], given_by: str) -> st
     close = difflib.get_close_matches(zone, ranked, n=4, cutoff=0.6)
     # A short code is often the end of a longer one ('DK2' for 'DK-DK2').
     close += [z for z in ranked if z.endswith("-" + zone) and z not in close][:3]
-    what = {"argument": "location=", "CARBONKIT_LOCATION": "CARBONKIT_LOCATION=", "--zone": "--zone "}.get(given_by, f"{given_by} gave ")
+    named = {"argument": "location=", "CARBONKIT_LOCATION": "CARBONKIT_LOCATION=", "--zone": "--zone "}
+    what = named.get(given_by, f"{given_by} gave ")
     hint = f"; closest known codes: {', '.join(close)}" if close else ""
     return (f"{what}{zone!r} is not a zone any installed intensity provider knows{hint} "
             "(zone codes are Electricity Maps codes such as 'DK-DK2', 'SE-SE3', 'US-CAL-CISO', or 'WORLD'; "

@@ -323,7 +323,7 @@ def intensity_for(
     code = _check_zone(zone)
     signal = _check_signal(signal)
     if series_file is not None:
-        series = read_series_csv(series_file)
+        series = read_series_csv(os.fspath(series_file))
         gap = coverage_gap(series, start, end)
         if gap:
             raise ConfigError(f"--series {os.fspath(series_file)!r} does not cover the run: {gap}")
@@ -465,7 +465,7 @@ def _what_if(
     w = parse_window(window, d)
     plan_fn = flexible_start if algorithm == "flexible_start" else pause_and_resume
     segments = profile.equal_segments()
-    measured: SchedulePlan = plan_fn(series, d, w, start, profile=segments)
+    measured: SchedulePlan = plan_fn(series, d, w, start, profile=segments.tolist())
     even: SchedulePlan = plan_fn(series, d, w, start, energy_kwh=float(np.sum(segments)))
     return ScheduleWhatIf(
         algorithm=algorithm,
