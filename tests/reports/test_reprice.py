@@ -224,3 +224,44 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert "does not cover the run" in capsys.readouterr().err
     assert main(["reprice", str(log), "--zone", "SE-SE3", "--at", "2024-03-01T04:00"]) == 2
     assert "no UTC offset" in capsys.readouterr().err
+
+
+def test_the_evaluator_takes_a_power_profile_and_keeps_the_even_case():
+    """evaluate(profile=...) prices each start with the shape: the same 18.75 % against 37.5 % at one start;
+    a uniform profile gives exactly the even-power table."""
+    from carbonkit.scheduling import evaluate
+
+    series = ([START + h * 3600 for h in range(30)], [100 if h in (4, 5) else 400 for h in range(30)])
+    shaped = evaluate(series, ["4h"], ["2h"], starts=[START], step="1h", profile=[3, 3, 1, 1])
+    even = evaluate(series, ["4h"], ["2h"], starts=[START], step="1h")
+    cell, even_cell = shaped.cells[0], even.cells[0]
+    assert cell.flexible_start_saving == pytest.approx(60 / 320)
+    assert cell.pause_and_resume_saving == pytest.approx(60 / 320)
+    assert even_cell.flexible_start_saving == pytest.approx(120 / 320)
+    assert even_cell.pause_and_resume_saving == pytest.approx(120 / 320)
+    many = {"starts": 10, "step": "1h"}
+    assert evaluate(series, ["4h", "6h"], ["2h", "50%"], profile=[2.0] * 7, **many) == evaluate(
+        series, ["4h", "6h"], ["2h", "50%"], **many
+    )
+
+
+def test_a_history_that_blocks_is_abandoned_at_its_deadline(tmp_path, monkeypatch):
+    """The call runs off the caller's thread under the provider deadline: the command goes on to the average."""
+    import threading
+
+    import carbonkit.tracker
+
+    monkeypatch.setattr(carbonkit.tracker, "PROVIDER_DEADLINE_S", 0.2)
+    release = threading.Event()
+
+    def blocks(zone: str, start: datetime, end: datetime) -> list[IntensitySample]:
+        release.wait()
+        return []
+
+    providers = [Provider("test:stuck", {"FR"}, 100, history=blocks), Provider("test:static", {"FR"}, 10, average=56)]
+    try:
+        r = reprice(profile_log(tmp_path / "run.jsonl"), "FR", providers=providers)
+    finally:
+        release.set()
+    assert r.source.kind == "average" and r.co2eq_g == pytest.approx(0.8 * 56)
+    assert any("test:stuck" in n and "blocked" in n for n in r.notes)

@@ -102,7 +102,9 @@ class IntensityProvider(Protocol):
     codes. ``signal`` (str): ``"average"`` (the default when absent) or ``"marginal"``, the
     signal of every sample it returns. ``max_lag_s`` (float): how late the service publishes
     live data; a live value is used for the periods after it for up to this long, with its age
-    recorded, until a newer one arrives.
+    recorded, until a newer one arrives. ``history(zone, start, end)``: past values over
+    ``[start, end)`` (UTC, oldest first), for ``carbonkit reprice``; called under the same
+    deadline, off the caller's thread.
 
     Both methods run on the tracker's intensity thread, never on the training thread, under a
     deadline of 30 s each. They should raise :class:`~carbonkit.errors.IntensityUnavailable` (or
