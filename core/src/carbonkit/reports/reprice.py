@@ -26,7 +26,6 @@ them, so the difference the profile makes is visible.
 
 from __future__ import annotations
 
-import contextvars
 import math
 import os
 from collections.abc import Sequence
@@ -36,12 +35,13 @@ from typing import Any
 import numpy as np
 from attrs import field, frozen
 
-from .._accounting import J_PER_KWH, Accountant
+from ..accounting import J_PER_KWH, Accountant
 from ..errors import ConfigError
-from ..records import IntensitySample, _Record, tuple_of
+from ..records import _Record, tuple_of
 from ..runlog import RunLogReader, read_header
 from ..scheduling import IntensitySeries, SchedulePlan, flexible_start, format_duration, pause_and_resume
 from ..scheduling.durations import parse_window
+from ..scheduling.history import coverage_gap, history_from_providers, read_series_csv
 
 __all__ = [
     "PowerProfile",
@@ -60,15 +60,10 @@ SIGNALS = ("average", "marginal")
 MAX_PROFILE_SEGMENTS = 2000
 #: Default bound on the whole intensity look-up (seconds).
 DEFAULT_TIMEOUT_S = 30.0
-_EPS = 1e-6
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(round(float(ts), 6), tz=timezone.utc)
-
-
-def _iso(ts: float) -> str:
-    return _dt(ts).isoformat().replace("+00:00", "Z")
 
 
 # -- the measured profile -----------------------------------------------------------------
@@ -171,21 +166,6 @@ def price_profile(profile: PowerProfile, series: IntensitySeries, shift_s: float
     return float(np.sum(profile.joules / J_PER_KWH * profile.pue * mean))
 
 
-def coverage_gap(series: IntensitySeries, start: float, end: float) -> str | None:
-    """What part of ``[start, end)`` the series does not cover, in words, or None."""
-    gaps = []
-    if series.start > start + _EPS:
-        gaps.append(f"{_iso(start)} to {_iso(min(series.start, end))}")
-    if series.end < end - _EPS:
-        gaps.append(f"{_iso(max(series.end, start))} to {_iso(end)}")
-    if not gaps:
-        return None
-    return (
-        f"the intensity covers {_iso(series.start)} to {_iso(series.end)}; the run needs {_iso(start)} to "
-        f"{_iso(end)}: nothing is known from {' and from '.join(gaps)}"
-    )
-
-
 # -- where the intensity comes from -------------------------------------------------------
 
 
@@ -227,75 +207,6 @@ def _check_signal(signal: Any) -> str:
     return str(signal)
 
 
-def _installed(http_client: Any) -> list[Any]:
-    from ..config import Config
-    from ..plugins import collect_intensity_providers, make_plugin_manager
-
-    return list(collect_intensity_providers(make_plugin_manager(), Config(), http_client).objects)
-
-
-def _known_check(zone: str, available: Sequence[Any]) -> list[str]:
-    """Refuse a zone no provider's catalogue holds (closest codes suggested); return notes."""
-    from .._compose import _known_zones, _unknown_zone_message
-    from .._guard import Worker
-
-    notes: list[str] = []
-    worker = Worker("carbonkit-reprice-zones")
-    try:
-        known = _known_zones(available, worker, notes)
-    finally:
-        worker.close()
-    if known is not None and zone not in known:
-        raise ConfigError(_unknown_zone_message(zone, known, "--zone"))
-    return notes
-
-
-def _history(
-    chain: Sequence[Any], zone: str, start: float, end: float, signal: str, notes: list[str]
-) -> tuple[IntensitySeries, PricingSource] | None:
-    from .._guard import call_with_deadline, describe_failure
-    from ..tracker import PROVIDER_DEADLINE_S
-
-    for p in chain:
-        method = getattr(p, "history", None)
-        if not callable(method):
-            continue
-        if getattr(p, "signal", "average") != signal:
-            continue
-        ctx = contextvars.copy_context()  # the overall deadline travels with the call
-        outcome = call_with_deadline(
-            ctx.run, method, zone, _dt(start), _dt(end), deadline_s=PROVIDER_DEADLINE_S, name="carbonkit-history"
-        )
-        if not outcome.ok:
-            notes.append(f"{p.name}: no history ({describe_failure(outcome, PROVIDER_DEADLINE_S)})")
-            continue
-        try:
-            samples = [s for s in list(outcome.value or ()) if isinstance(s, IntensitySample)]
-        except TypeError:
-            notes.append(f"{p.name}: history() returned {type(outcome.value).__name__}, not samples")
-            continue
-        samples = [s for s in samples if s.signal == signal]
-        if not samples:
-            notes.append(f"{p.name}: no {signal} history for {zone} from {_iso(start)} to {_iso(end)}")
-            continue
-        try:
-            series = IntensitySeries.from_samples(samples)
-        except ConfigError as exc:
-            notes.append(f"{p.name}: its history is not usable ({exc})")
-            continue
-        gap = coverage_gap(series, start, end)
-        if gap:
-            notes.append(f"{p.name}: history does not cover the run ({gap})")
-            continue
-        sources = sorted({s.source for s in samples})
-        return series, PricingSource(
-            kind="history", zone=zone, signal=signal, provider=p.name,
-            description=f"past values of {p.name} ({'; '.join(sources[:3])})",
-            start_time=_dt(series.start), end_time=_dt(series.end),
-        )
-    return None
-
-
 def intensity_for(
     zone: str,
     start: float,
@@ -318,12 +229,10 @@ def intensity_for(
         series file that cannot be read or does not cover the run (the gap named), or a
         marginal signal with no provider giving one.
     """
-    from .._cli_schedule import read_series_csv
-
     code = _check_zone(zone)
     signal = _check_signal(signal)
     if series_file is not None:
-        series = read_series_csv(os.fspath(series_file))
+        series = read_series_csv(series_file)
         gap = coverage_gap(series, start, end)
         if gap:
             raise ConfigError(f"--series {os.fspath(series_file)!r} does not cover the run: {gap}")
@@ -333,24 +242,19 @@ def intensity_for(
             start_time=_dt(series.start), end_time=_dt(series.end),
         )
         return series, source, []
-    from .._http import default_http_client
-    from ..http import overall_deadline
-    from ..plugins import ordered_providers
-
-    own = http_client is None and providers is None
-    client = default_http_client() if own else http_client
     notes: list[str] = []
-    try:
-        available = list(providers) if providers is not None else _installed(client)
-        notes += _known_check(code, available)
-        chain = list(providers) if providers is not None else ordered_providers(available, code, None)
-        with overall_deadline(timeout_s, f"the re-pricing deadline of {timeout_s:g} s"):
-            found = _history(chain, code, start, end, signal, notes)
-    finally:
-        if own and client is not None:
-            client.close()
+    found = history_from_providers(
+        code, start, end, signal=signal, providers=providers, http_client=http_client, timeout_s=timeout_s,
+        notes=notes,
+    )
     if found is not None:
-        return found[0], found[1], notes
+        sources = sorted({s.source for s in found.samples})
+        return found.series, PricingSource(
+            kind="history", zone=code, signal=signal, provider=found.provider,
+            description=f"past values of {found.provider} ({'; '.join(sources[:3])})",
+            start_time=_dt(found.series.start), end_time=_dt(found.series.end),
+        ), notes
+    chain = list(providers) if providers is not None else None
     if signal == "marginal":
         raise ConfigError(
             f"no installed provider gives a marginal history for {code} over the run "
@@ -358,7 +262,8 @@ def intensity_for(
         )
     from .estimate import zone_intensity
 
-    zi = zone_intensity(code, [p for p in chain if getattr(p, "signal", "average") == "average"] or None)
+    averages = None if chain is None else [p for p in chain if getattr(p, "signal", "average") == "average"]
+    zi = zone_intensity(code, averages or None)
     notes.append(
         f"no history covering the run for {code}: priced at the yearly average "
         f"({zi.g_per_kwh:g} g/kWh, {zi.source}{f', {zi.year}' if zi.year else ''}), flat in time"
