@@ -265,3 +265,40 @@ def test_a_history_that_blocks_is_abandoned_at_its_deadline(tmp_path, monkeypatc
         release.set()
     assert r.source.kind == "average" and r.co2eq_g == pytest.approx(0.8 * 56)
     assert any("test:stuck" in n and "blocked" in n for n in r.notes)
+
+
+def test_history_of_a_real_provider_against_its_stand_in(tmp_path):
+    """The Electricity Maps plugin's history() (a local stand-in of its API, the real shapes) prices the
+    run moved to three days ago at 06:00: hourly values of 50 + hour for FR, so 0.3 kWh x 56 + 0.3 x 57 +
+    0.1 x 58 + 0.1 x 59 = 45.6 g."""
+    import httpx
+    from account_standins import ElectricityMapsStandIn, em_value
+
+    import carbonkit_intensity_electricitymaps as em
+
+    when = (datetime.now(timezone.utc) - timedelta(days=3)).replace(hour=6, minute=0, second=0, microsecond=0)
+    with ElectricityMapsStandIn() as standin, httpx.Client(timeout=5.0) as client:
+        live = em.ElectricityMapsProvider(client=client, token=ElectricityMapsStandIn.TOKEN,
+                                          base_url=f"{standin.url}/v3")
+        r = reprice(profile_log(tmp_path / "run.jsonl"), "FR", at=when, providers=[live])
+        assert any(p.startswith("/v3/carbon-intensity/past-range?") for p, _ in standin.requests)
+    hours = [when + timedelta(hours=h) for h in range(4)]
+    expected = sum(kwh * em_value("FR", t) for kwh, t in zip([0.3, 0.3, 0.1, 0.1], hours))
+    assert expected == pytest.approx(0.3 * 56 + 0.3 * 57 + 0.1 * 58 + 0.1 * 59)
+    assert r.source.kind == "history" and r.source.provider == live.name
+    assert r.co2eq_g == pytest.approx(expected)
+
+
+def test_cli_skips_what_is_not_a_run_log_and_exits_3(tmp_path, capsys):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    profile_log(folder / "run.jsonl")
+    (folder / "other.jsonl").write_text('{"not": "a run log"}\n', encoding="utf-8")
+    series = trough_series(tmp_path / "s.csv")
+    assert main(["reprice", str(folder), "--zone", "SE-SE3", "--series", str(series), "--json"]) == 3
+    out, err = capsys.readouterr()
+    assert "skipped" in err and "other.jsonl" in err
+    assert json.loads(out.strip().splitlines()[-1])["total"]["runs"] == 1
+    assert main(["reprice", str(folder / "other.jsonl"), "--zone", "SE-SE3", "--series", str(series)]) == 2
+    assert main(["reprice", str(folder / "run.jsonl"), "--zone", "SE-SE3", "--timeout", "0"]) == 2
+    assert "--timeout must be" in capsys.readouterr().err
