@@ -302,3 +302,12 @@ def test_cli_skips_what_is_not_a_run_log_and_exits_3(tmp_path, capsys):
     assert main(["reprice", str(folder / "other.jsonl"), "--zone", "SE-SE3", "--series", str(series)]) == 2
     assert main(["reprice", str(folder / "run.jsonl"), "--zone", "SE-SE3", "--timeout", "0"]) == 2
     assert "--timeout must be" in capsys.readouterr().err
+
+
+def test_the_documented_fixture_is_this_run():
+    """docs/what-if.md re-prices tests/reports/fixtures/whatif/: the same run and series as these tests."""
+    folder = Path(__file__).parent / "fixtures" / "whatif"
+    r = reprice(folder / "run-300w-100w.jsonl", "SE-SE3", series_file=folder / "trough.csv",
+                flexible_start_window="2h")
+    assert r.original["completed"] is True and r.original["co2eq_g"] == pytest.approx(40.0)
+    assert r.co2eq_g == pytest.approx(320.0) and r.schedules[0].emissions_g == pytest.approx(260.0)
