@@ -37,6 +37,8 @@ def _rows(r: Repriced) -> list[list[str]]:
         ["start (UTC)", _when(o["start_time"]), f"{r.start_time:%Y-%m-%d %H:%M:%S}"],
         ["duration", fmt_duration(o["duration_s"]), fmt_duration(r.duration_s)],
         ["energy kWh (PUE)", fmt_sig(o["energy_kwh"]), fmt_sig(r.energy_kwh)],
+        ["energy from", ", ".join(f"{c} {m}" for c, m in sorted(o["methods"].items())) or "-",
+         "the measured profile, replayed"],
         ["CO2eq g", fmt_sig(o["co2eq_g"]), fmt_sig(r.co2eq_g)],
         ["g/kWh", fmt_sig(o["intensity_g_per_kwh"]), fmt_sig(r.intensity_g_per_kwh)],
         ["intensity", kinds, f"{how}, {src.signal} signal{year}"],
