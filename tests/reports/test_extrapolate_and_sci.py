@@ -136,3 +136,10 @@ def test_html_has_the_sections(tmp_path, capsys):
     assert main(["report", str(a), str(RANK0), "--extrapolate", "--html", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
     assert "Whole-run estimates from partial runs" in html and "Software Carbon Intensity" in html
+
+
+def test_extras_are_refused_with_csv_and_markdown(capsys):
+    assert main(["report", str(RANK0), "--extrapolate", "--csv"]) == 2
+    assert "not to --csv" in capsys.readouterr().err
+    assert main(["report", str(RANK0), "--progress", "0.5", "--markdown"]) == 2
+    assert "not to --markdown" in capsys.readouterr().err

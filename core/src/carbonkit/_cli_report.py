@@ -88,6 +88,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.html_max_runs < 0:
         raise ConfigError(f"--html-max-runs must be a whole number >= 0, got {args.html_max_runs!r}")
+    asked = [o for o, v in (("--extrapolate", args.extrapolate), ("--progress", args.progress is not None),
+                            ("--embodied", args.embodied is not None)) if v]
+    if asked and (args.csv or args.markdown):
+        raise ConfigError(
+            f"{', '.join(asked)} add sections to the table, --json and --html outputs; "
+            f"not to {'--csv' if args.csv else '--markdown'}"
+        )
     progress = parse_progress(args.progress) if args.progress is not None else None
     embodied = _embodied(args.embodied)
     agg = _aggregate(args)
