@@ -311,3 +311,9 @@ def test_the_documented_fixture_is_this_run():
                 flexible_start_window="2h")
     assert r.original["completed"] is True and r.original["co2eq_g"] == pytest.approx(40.0)
     assert r.co2eq_g == pytest.approx(320.0) and r.schedules[0].emissions_g == pytest.approx(260.0)
+
+
+def test_no_history_and_no_average_asks_for_a_series(tmp_path):
+    providers = [Provider("test:live", {"FR"}, 100)]  # live only: no history, no yearly average
+    with pytest.raises(ConfigError, match="nothing to price FR with.*give --series FILE"):
+        reprice(profile_log(tmp_path / "run.jsonl"), "FR", providers=providers)

@@ -263,7 +263,14 @@ def intensity_for(
     from .estimate import zone_intensity
 
     averages = None if chain is None else [p for p in chain if getattr(p, "signal", "average") == "average"]
-    zi = zone_intensity(code, averages or None)
+    try:
+        zi = zone_intensity(code, averages or None)
+    except ConfigError as exc:
+        said = "; ".join(notes) or "no provider has history()"
+        raise ConfigError(
+            f"nothing to price {code} with: no history covering the run ({said}) and no yearly average "
+            f"({str(exc).split('; give')[0]}); give --series FILE"
+        ) from None
     notes.append(
         f"no history covering the run for {code}: priced at the yearly average "
         f"({zi.g_per_kwh:g} g/kWh, {zi.source}{f', {zi.year}' if zi.year else ''}), flat in time"
