@@ -264,7 +264,7 @@ def intensity_for(
 
     averages = None if chain is None else [p for p in chain if getattr(p, "signal", "average") == "average"]
     try:
-        zi = zone_intensity(code, averages or None)
+        zi = zone_intensity(code, averages)
     except ConfigError as exc:
         said = "; ".join(notes) or "no provider has history()"
         raise ConfigError(
