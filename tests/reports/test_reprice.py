@@ -317,3 +317,17 @@ def test_no_history_and_no_average_asks_for_a_series(tmp_path):
     providers = [Provider("test:live", {"FR"}, 100)]  # live only: no history, no yearly average
     with pytest.raises(ConfigError, match="nothing to price FR with.*give --series FILE"):
         reprice(profile_log(tmp_path / "run.jsonl"), "FR", providers=providers)
+
+
+def test_marginal_history_comes_from_a_marginal_provider_only(tmp_path):
+    def marginal(zone: str, start: datetime, end: datetime) -> list[IntensitySample]:
+        return [IntensitySample(time=s.time, g_per_kwh=2 * s.g_per_kwh, zone=zone, source="test MOER", kind="live",
+                                period_s=3600, signal="marginal") for s in hourly(zone, start, end)]
+
+    providers = [Provider("test:average", {"US-CAL-CISO"}, 100, history=hourly),
+                 Provider("test:moer", {"US-CAL-CISO"}, 90, history=marginal, signal="marginal")]
+    r = reprice(profile_log(tmp_path / "run.jsonl"), "US-CAL-CISO", providers=providers, signal="marginal")
+    assert (r.source.kind, r.source.provider, r.source.signal) == ("history", "test:moer", "marginal")
+    assert r.co2eq_g == pytest.approx(2 * 320.0)
+    r = reprice(profile_log(tmp_path / "run.jsonl"), "US-CAL-CISO", providers=providers)
+    assert (r.source.provider, r.co2eq_g) == ("test:average", pytest.approx(320.0))
