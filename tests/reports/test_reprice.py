@@ -331,3 +331,17 @@ def test_marginal_history_comes_from_a_marginal_provider_only(tmp_path):
     assert r.co2eq_g == pytest.approx(2 * 320.0)
     r = reprice(profile_log(tmp_path / "run.jsonl"), "US-CAL-CISO", providers=providers)
     assert (r.source.provider, r.co2eq_g) == ("test:average", pytest.approx(320.0))
+
+
+def test_history_is_asked_for_the_scheduling_window_too(tmp_path):
+    """With --flexible-start 2h the providers are asked for 2 h past the run, so the plan can use the trough."""
+    asked: list[tuple[datetime, datetime]] = []
+
+    def recording(zone: str, start: datetime, end: datetime) -> list[IntensitySample]:
+        asked.append((start, end))
+        return hourly(zone, start, end)
+
+    providers = [Provider("test:live", {"FR"}, 100, history=recording)]
+    r = reprice(profile_log(tmp_path / "run.jsonl"), "FR", providers=providers, flexible_start_window="2h")
+    assert asked == [(datetime(2024, 3, 1, tzinfo=timezone.utc), datetime(2024, 3, 1, 6, tzinfo=timezone.utc))]
+    assert r.source.kind == "history" and r.schedules[0].emissions_g == pytest.approx(260.0)

@@ -217,6 +217,7 @@ def intensity_for(
     providers: Sequence[Any] | None = None,
     http_client: Any = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    ask_until: float | None = None,
 ) -> tuple[IntensitySeries, PricingSource, list[str]]:
     """The intensity of ``zone`` over ``[start, end)`` (Unix seconds): a series file, else a
     provider's history, else the yearly average. Returns the series, its source and notes (what
@@ -225,6 +226,8 @@ def intensity_for(
     :param providers: Ask these (in this order) instead of the installed ones.
     :param http_client: For the providers (default: one made and closed here).
     :param timeout_s: Bound on every HTTP request of the look-up together.
+    :param ask_until: Ask providers for history until this time (room for a scheduling window);
+        only ``[start, end)`` must be covered.
     :raises ConfigError: a bad zone or signal, a zone no provider knows (closest codes named), a
         series file that cannot be read or does not cover the run (the gap named), or a
         marginal signal with no provider giving one.
@@ -245,7 +248,7 @@ def intensity_for(
     notes: list[str] = []
     found = history_from_providers(
         code, start, end, signal=signal, providers=providers, http_client=http_client, timeout_s=timeout_s,
-        notes=notes,
+        notes=notes, ask_until=ask_until,
     )
     if found is not None:
         sources = sorted({s.source for s in found.samples})
@@ -460,7 +463,7 @@ def reprice(
     horizon = max((parse_window(w, profile.duration_s) for w in windows), default=0.0)
     series, source, notes = intensity_for(
         zone, start, end, series_file=series_file, signal=signal, providers=providers,
-        http_client=http_client, timeout_s=timeout_s,
+        http_client=http_client, timeout_s=timeout_s, ask_until=end + horizon,
     )
     if horizon > 0 and source.kind != "average":
         gap = coverage_gap(series, start, end + horizon)

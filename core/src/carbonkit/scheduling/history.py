@@ -118,6 +118,7 @@ def history_from_providers(
     http_client: Any = None,
     timeout_s: float = 30.0,
     notes: list[str] | None = None,
+    ask_until: float | None = None,
 ) -> ProviderHistory | None:
     """Ask the providers covering ``zone`` (best first, as a tracker orders them) for their past
     values of ``signal`` over ``[start, end)`` (Unix seconds); return the first that covers it,
@@ -126,6 +127,8 @@ def history_from_providers(
     :param providers: Ask these, in this order, instead of the installed ones (no zone check).
     :param http_client: For the installed providers (default: one made and closed here).
     :param timeout_s: One deadline for every HTTP request of the look-up.
+    :param ask_until: Ask for values until this time (later than ``end``: room for a scheduling
+        window); only ``[start, end)`` must be covered.
     :raises ConfigError: a zone no provider's catalogue holds (closest codes named).
     """
     from .._guard import call_with_deadline, describe_failure
@@ -146,7 +149,7 @@ def history_from_providers(
             said += check_zone(zone, providers)
             chain = list(providers)
         a = datetime.fromtimestamp(start, tz=timezone.utc)
-        b = datetime.fromtimestamp(end, tz=timezone.utc)
+        b = datetime.fromtimestamp(max(end, ask_until or end), tz=timezone.utc)
         with overall_deadline(timeout_s, f"the look-up deadline of {timeout_s:g} s"):
             for p in chain:
                 method = getattr(p, "history", None)
