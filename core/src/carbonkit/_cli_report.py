@@ -73,28 +73,51 @@ def _status(agg: Any) -> int:
 # -- report ---------------------------------------------------------------------------------
 
 
+def _embodied(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    from .config import _variable
+
+    value: dict[str, Any] = _variable("--embodied", "embodied", text)
+    return value
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    from ._redact import redact_mapping, redact_text
+    from .reports.extrapolate import parse_progress
+    from .reports.report_extras import extras, extras_html, extras_json, extras_text
     from .reports.tables import render_csv, render_markdown, render_text
 
     if args.html_max_runs < 0:
         raise ConfigError(f"--html-max-runs must be a whole number >= 0, got {args.html_max_runs!r}")
+    asked = [o for o, v in (("--extrapolate", args.extrapolate), ("--progress", args.progress is not None),
+                            ("--embodied", args.embodied is not None)) if v]
+    if asked and (args.csv or args.markdown):
+        raise ConfigError(
+            f"{', '.join(asked)} add sections to the table, --json and --html outputs; "
+            f"not to {'--csv' if args.csv else '--markdown'}"
+        )
+    progress = parse_progress(args.progress) if args.progress is not None else None
+    embodied = _embodied(args.embodied)
     agg = _aggregate(args)
+    extra = extras(agg, extrapolate=args.extrapolate, progress=progress, embodied=embodied)
     if args.html:
         from .reports.html import write_html
 
         try:
-            write_html(agg, args.html, max_runs=args.html_max_runs)
+            write_html(agg, args.html, max_runs=args.html_max_runs, extra_sections=extras_html(extra))
         except OSError as exc:
             raise ConfigError(f"cannot write --html {args.html!r}: {exc.strerror or exc}") from None
         sys.stderr.write(f"carbonkit: wrote {args.html}\n")
     if args.json:
-        _print_json(agg.to_dict())
+        _print_json({**agg.to_dict(), **redact_mapping(extras_json(extra))})
     elif args.csv:
         sys.stdout.write(render_csv(agg))
     elif args.markdown:
         sys.stdout.write(render_markdown(agg))
     else:
-        sys.stdout.write(render_text(agg))
+        lines = extras_text(extra)
+        sys.stdout.write(render_text(agg) + "".join(printable(redact_text(x)) + "\n" for x in lines))
     return _status(agg)
 
 
@@ -257,6 +280,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--html", metavar="OUT.html", help="also write a self-contained HTML page with plots")
     r.add_argument(
         "--html-max-runs", type=int, default=20, metavar="N", help="runs given plots on the page (default 20)"
+    )
+    r.add_argument(
+        "--extrapolate", action="store_true",
+        help="also estimate the whole run of runs that stopped before their planned epochs",
+    )
+    r.add_argument(
+        "--progress", metavar="P",
+        help="extrapolate every run as this fraction of its work done: 0.13, 13%% or 8/60 (implies --extrapolate)",
+    )
+    r.add_argument(
+        "--embodied", metavar="JSON|@FILE",
+        help="embodied emissions per component for SCI, e.g. '{\"gpu\": {\"kgco2e\": 150, \"lifetime_years\": 4, "
+        "\"source\": \"...\"}}'",
     )
     _add_car(r)
     r.set_defaults(func=_cmd_report)

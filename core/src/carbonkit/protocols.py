@@ -122,7 +122,8 @@ class IntensityProvider(Protocol):
     - ``capabilities`` (frozenset of ``"live"``, ``"forecast"``, ``"history"``; default
       ``{"live", "forecast"}``, or ``{"average"}`` when ``offline``): what it can give.
     - ``history(zone, start, end)``: past values (kind ``"live"``) covering ``[start, end)``
-      UTC, for re-pricing past runs.
+      UTC, oldest first, for ``carbonkit reprice``; called under the same deadline, off the
+      caller's thread.
 
     A provider that cannot work without a key is not returned: the hook returns
     ``Unavailable(plugin=..., reason="no CARBONKIT_X_TOKEN set", hint="how to get one: URL")``.

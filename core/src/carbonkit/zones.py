@@ -152,7 +152,8 @@ def closest_zones(zone: str, known: Iterable[str], n: int = 4) -> list[str]:
 def unknown_zone_message(zone: str, known: Iterable[str], given_by: str) -> str:
     """The error for a code no provider knows, naming who gave it and the closest codes."""
     close = closest_zones(zone, known)
-    what = {"argument": "location=", "CARBONKIT_LOCATION": "CARBONKIT_LOCATION="}.get(given_by, f"{given_by} gave ")
+    named = {"argument": "location=", "CARBONKIT_LOCATION": "CARBONKIT_LOCATION=", "--zone": "--zone "}
+    what = named.get(given_by, f"{given_by} gave ")
     hint = f"; closest known codes: {', '.join(close)}" if close else ""
     return (f"{what}{zone!r} is not a zone any installed intensity provider knows{hint} "
             "(zone codes are Electricity Maps codes such as 'DK-DK2', 'SE-SE3', 'US-CAL-CISO', or 'WORLD'; "

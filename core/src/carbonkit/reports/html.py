@@ -524,13 +524,20 @@ def _run_section(index: int, run: RunLog, agg: Aggregate, max_points: int) -> st
 
 
 def render_html(
-    agg: Aggregate, *, title: str = "Carbon footprint report", max_runs: int = 20, max_points: int = 300
+    agg: Aggregate,
+    *,
+    title: str = "Carbon footprint report",
+    max_runs: int = 20,
+    max_points: int = 300,
+    extra_sections: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Return the whole page as a string.
 
     :param max_runs: Runs that get a detail section with plots (the first ones in the table);
         every run is in the table.
     :param max_points: Bins per plotted series (each bin keeps its lowest and highest point).
+    :param extra_sections: ``(title, body)`` sections placed after the runs; the body is HTML
+        the caller has escaped (see :mod:`.report_extras`).
     """
     shown_runs = list(agg.runs)[: max(max_runs, 0)]
     shown = {r.file for r in shown_runs}
@@ -554,6 +561,8 @@ def render_html(
     if agg.notes:
         parts.append('<h3>Notes</h3><ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in agg.notes) + "</ul>")
     parts.append("</section>")
+    for heading, body in extra_sections:
+        parts.append(f"<section><h2>{esc(heading)}</h2>{body}</section>")
     charts = _group_charts(agg)
     if charts:
         parts.append(f'<section id="groups"><h2>By run, group and tag</h2>{charts}</section>')

@@ -21,7 +21,7 @@ accelerators, and those that exist differ in scope. Pass your own per component,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -30,7 +30,16 @@ from attrs import field, frozen
 from ..errors import ConfigError
 from ..records import Report, _Record, tuple_of
 
-__all__ = ["SCI", "EmbodiedDevice", "EmbodiedShare", "embodied_from_config", "sci", "sci_from_report"]
+__all__ = [
+    "SCI",
+    "SCITotal",
+    "EmbodiedDevice",
+    "EmbodiedShare",
+    "embodied_from_config",
+    "sci",
+    "sci_from_report",
+    "sci_totals",
+]
 
 SECONDS_PER_YEAR = 365.25 * 86400
 
@@ -235,3 +244,62 @@ def sci_from_report(
         functional_unit=functional_unit,
         embodied=embodied,
     )
+
+
+@frozen(kw_only=True)
+class SCITotal(_Record):
+    """The SCI of several runs of one functional unit: ``(sum E x I + sum M) / sum R``.
+
+    :param functional_unit: What ``R`` counts.
+    :param runs: Runs added up.
+    :param units: ``R`` summed.
+    :param operational_g: ``E x I`` summed.
+    :param embodied_g: ``M`` summed.
+    :param total_g: ``operational_g + embodied_g``.
+    :param sci_g_per_unit: ``total_g / units``.
+    :param embodied_sources: Each component with embodied data and the source of its figure.
+    :param unknown: Components without embodied data in some run (counted as zero).
+    :param files: The runs' logs.
+    """
+
+    functional_unit: str
+    runs: int
+    units: float
+    operational_g: float
+    embodied_g: float
+    total_g: float
+    sci_g_per_unit: float
+    embodied_sources: tuple[str, ...] = field(converter=tuple_of, default=())
+    unknown: tuple[str, ...] = field(converter=tuple_of, default=())
+    files: tuple[str, ...] = field(converter=tuple_of, default=())
+
+
+def sci_totals(items: Iterable[tuple[str, SCI]]) -> list[SCITotal]:
+    """Add up the SCI of runs per functional unit (``items``: the log and its run's SCI).
+
+    Runs of different functional units are never added: a total per unit, in the order first seen.
+    """
+    groups: dict[str, list[tuple[str, SCI]]] = {}
+    for file, value in items:
+        groups.setdefault(value.functional_unit, []).append((file, value))
+    out = []
+    for unit, members in groups.items():
+        units = sum(s.units for _, s in members)
+        op = sum(s.operational_g for _, s in members)
+        emb = sum(s.embodied_g for _, s in members)
+        sources = sorted({f"{e.component}: {e.source or 'source not given'}" for _, s in members for e in s.embodied})
+        out.append(
+            SCITotal(
+                functional_unit=unit,
+                runs=len(members),
+                units=units,
+                operational_g=op,
+                embodied_g=emb,
+                total_g=op + emb,
+                sci_g_per_unit=(op + emb) / units if units > 0 else 0.0,
+                embodied_sources=sources,
+                unknown=sorted({u for _, s in members for u in s.unknown}),
+                files=[f for f, _ in members],
+            )
+        )
+    return out

@@ -41,6 +41,7 @@ The package's modules, one concern each (everything public is imported from here
 - ``pause_resume``: Pause and Resume;
 - ``evaluation``: both algorithms evaluated over a history;
 - ``forecast``: planning on the intensity providers' forecast;
+- ``history``: the providers' past values and series files, for re-pricing measured runs;
 - ``waiting``: sleeping until the planned start;
 - ``policy``: pausing inside a training loop.
 """
@@ -63,6 +64,7 @@ from .forecast import (
     plan_from_providers,
     plan_start_within,
 )
+from .history import ProviderHistory, history_from_providers
 from .pause_resume import pause_and_resume
 from .plans import ALGORITHMS, SchedulePlan
 from .plans import BACKFILL_S as BACKFILL_S
@@ -83,12 +85,14 @@ __all__ = [
     "PauseDecision",
     "PauseOutcome",
     "PausePolicy",
+    "ProviderHistory",
     "ProviderForecast",
     "SchedulePlan",
     "WaitResult",
     "evaluate",
     "flexible_start",
     "forecast_from_providers",
+    "history_from_providers",
     "format_duration",
     "parse_duration",
     "parse_window",
