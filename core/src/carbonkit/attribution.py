@@ -63,7 +63,8 @@ class ProcessShare:
         """How each component's share is obtained, for the report's component details."""
         return {
             "cpu": f"charged by the process tree of pid {self.pid}: its CPU time over the machine's busy CPU time",
-            "dram": f"charged by the process tree of pid {self.pid}: its resident memory over the machine's used memory",
+            "dram": f"charged by the process tree of pid {self.pid}: its resident memory over the machine's "
+            "used memory",
             "gpu": f"charged by the process tree of pid {self.pid}: its share of each GPU, where the GPU plugin "
             "measures it",
         }

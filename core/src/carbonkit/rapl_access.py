@@ -251,8 +251,12 @@ class RaplAccess:
             chgrp = self._command("chgrp")
             chmod = self._command("chmod")
             names = [str(p) for p in todo]
-            self._step(f"let {self.group} read {len(todo)} counter file(s) now: {', '.join(names)}",
-                       lambda: (self.run([chgrp, self.group, *names]), self.run([chmod, "g+r", *names]))[0])
+
+            def grant() -> None:
+                self.run([chgrp, self.group, *names])
+                self.run([chmod, "g+r", *names])
+
+            self._step(f"let {self.group} read {len(todo)} counter file(s) now: {', '.join(names)}", grant)
             changed = True
         elif not self.counters():
             self._note(f"no RAPL zone under {self.powercap} now; the rule applies when the driver loads")

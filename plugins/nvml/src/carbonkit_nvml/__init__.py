@@ -39,8 +39,8 @@ from attrs.validators import in_
 from carbonkit import ConfigError, MeasurementError, Unavailable, hookimpl
 
 from ._processes import ProcessGpus
-from ._shares import GpuShares
 from ._select import Gpu, list_gpus, select
+from ._shares import GpuShares
 
 if TYPE_CHECKING:
     from carbonkit import Config
