@@ -187,3 +187,26 @@ def test_tracker_charges_the_tree_its_share_and_keeps_the_machine_figure() -> No
     assert component.machine_it_energy_kwh * 3.6e6 == pytest.approx(200.0 * r.duration_s, rel=1e-6)
     assert component.it_energy_kwh == pytest.approx(component.machine_it_energy_kwh * 0.75, rel=1e-9)
     assert any("process share" in d for d in component.details)
+
+
+# -- the GPUs of a Slurm allocation -----------------------------------------------------------
+
+
+def _selected(fake: object, environ: dict[str, str]) -> list[int]:
+    config = carbonkit.Config(options={"nvml.process_gpus": False})
+    sources = NvmlSource.discover(config, nvml=fake, environ=environ)  # type: ignore[arg-type]
+    return [g.index for s in sources if isinstance(s, NvmlSource) for g in s.gpus]
+
+
+def test_slurm_job_gpus_choose_when_cuda_visible_devices_is_unset() -> None:
+    """SLURM_JOB_GPUS: "The global GPU IDs of the GPUs allocated to this job" (sbatch(1))."""
+    fake = FakePynvml([FakeGpu() for _ in range(4)])
+    assert _selected(fake, {"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "1,3"}) == [1, 3]
+    # CUDA_VISIBLE_DEVICES, when set, wins (Slurm sets it for the job's steps):
+    assert _selected(fake, {"SLURM_JOB_GPUS": "1,3", "CUDA_VISIBLE_DEVICES": "0"}) == [0]
+
+
+def test_slurm_with_constrained_devices_measures_what_nvml_sees() -> None:
+    """ConstrainDevices=yes: the job's cgroup hides the other GPUs, NVML numbers the rest from 0."""
+    fake = FakePynvml([FakeGpu(), FakeGpu()])
+    assert _selected(fake, {"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "5,6"}) == [0, 1]
