@@ -227,3 +227,63 @@ def test_cgroup_attribution_is_replayed_from_the_run_log(tmp_path: Path, monkeyp
     assert gpu.it_energy_kwh == pytest.approx(gpu.machine_it_energy_kwh * 0.75, rel=1e-9)
     assert gpu.it_energy_kwh == pytest.approx(r.components["gpu"].it_energy_kwh, rel=1e-3)  # times logged to 1 us
     assert again.components["gpu"].details == r.components["gpu"].details
+
+
+def test_a_cgroup_pinned_to_one_package_is_charged_that_package_only(tmp_path: Path) -> None:
+    """Two packages of 4 CPUs (topology/physical_package_id); the cgroup's cpuset is package 1's."""
+    tree = CgroupTree(tmp_path, "/slurm/job_9")
+    (tree.dir / "cpuset.cpus.effective").write_text("4-7\n")
+    for cpu in range(8):
+        topo = tree.sys / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{cpu // 4}\n")
+    (tree.sys / "devices" / "system" / "cpu" / "cpufreq").mkdir()  # not a CPU
+
+    def host(per_cpu_ticks: list[int]) -> None:
+        lines = [f"cpu  {sum(per_cpu_ticks)} 0 0 100000 0 0 0 0 0 0"]
+        lines += [f"cpu{i} {t} 0 0 10000 0 0 0 0 0 0" for i, t in enumerate(per_cpu_ticks)]
+        (tree.proc / "stat").write_text("\n".join(lines) + "\n")
+
+    host([0] * 8)
+    share = CgroupShare.from_env(tree.env())
+    share.clock_ticks = 100
+    share.sample()
+    # Package 0 busy for 4 s, package 1 for 2 s; the cgroup used 1 s (all on package 1):
+    host([100, 100, 100, 100, 50, 50, 50, 50])
+    (tree.dir / "cpu.stat").write_text("usage_usec 1000000\n")
+    got = share.sample()
+    assert got["cpu"] == pytest.approx(1 / 6)  # against the whole host
+    assert share.package_shares == {0: 0.0, 1: pytest.approx(0.5)}  # against the packages it may use
+    assert share.device_shares("cpu", ["package-0", "package-1"]) == [0.0, pytest.approx(0.5)]
+    assert share.device_shares("cpu", ["package-0-die-0", "package-1 (intel-rapl-tpmi:1)"]) == [0.0, pytest.approx(0.5)]
+    assert share.device_shares("cpu", ["socket0"]) is None  # not packages: the component share applies
+    assert share.device_shares("dram", ["dram-0"]) is None
+    (tree.dir / "cpuset.cpus.effective").write_text("0-7\n")
+    whole = CgroupShare.from_env(tree.env())
+    whole.sample()
+    whole.sample()
+    assert whole.package_shares is None  # every package: the machine-wide share
+
+
+def test_tracker_applies_package_shares_to_a_package_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = CgroupTree(tmp_path, "/pinned")
+    (tree.dir / "cpuset.cpus.effective").write_text("1\n")
+    for cpu in range(2):
+        topo = tree.sys / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{cpu}\n")
+    for key, value in tree.env().items():
+        monkeypatch.setenv(key, value)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    source = FakePowerSource(watts=[100.0, 100.0], name="rapl:cpu", component="cpu", labels=["package-0", "package-1"])
+    t = carbonkit.Tracker(sources=[source], provider=FakeIntensity(g_per_kwh=100.0), location="XX", pue=1.0,
+                          interval_s=0.01, attribution="cgroup", reporters=[carbonkit.runlog.RunLogWriter(logs)])
+    r = t.stop()
+    import json
+
+    (log,) = [p for p in logs.iterdir() if p.is_file()]
+    shares = [json.loads(line)["s"] for line in log.read_text().splitlines() if '"type": "shares"' in line
+              or '"type":"shares"' in line]
+    assert shares and all(s["rapl:cpu#0"] == 0.0 for s in shares)  # package 0 is not the cgroup's
+    assert r.components["cpu"].it_energy_kwh == 0.0  # and package 1 was idle (no busy time at all)

@@ -6,7 +6,9 @@ Kubernetes pod, a systemd unit or a Slurm job), rather than the machine or one p
 - CPU energy by the cgroup's own CPU time against the host's busy CPU time, interval by
   interval: ``usage_usec`` of the cgroup's ``cpu.stat`` over the non-idle time of every CPU in
   ``/proc/stat`` (user, nice, system, irq, softirq, steal; ``/proc/stat`` is the host's, also in
-  a container);
+  a container). Where ``cpuset.cpus.effective`` leaves out whole processor packages, a source
+  whose devices are packages (RAPL's ``package-<n>``) is charged 0 for those, and for the others
+  the usage over the busy time of the packages' own CPUs;
 - DRAM energy by the cgroup's memory without page cache (``memory.current`` minus ``file`` of
   ``memory.stat``) against the host's used memory (``MemTotal - MemAvailable`` of
   ``/proc/meminfo``);
@@ -25,7 +27,8 @@ Roots: ``CARBONKIT_SYSFS_ROOT`` (default ``/sys``) and ``CARBONKIT_PROC_ROOT`` (
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from attrs import define, field
@@ -38,6 +41,7 @@ PROC_ENV = "CARBONKIT_PROC_ROOT"
 SYSFS_ENV = "CARBONKIT_SYSFS_ROOT"
 #: At most this many cgroups are walked to list a cgroup's processes.
 MAX_CGROUPS = 10_000
+_PACKAGE = re.compile(r"package-(\d+)\b")
 
 
 def cpu_list(text: str) -> tuple[int, ...]:
@@ -197,9 +201,14 @@ class CgroupShare:
     allocation: Allocation
     proc_root: Path = Path("/proc")
     clock_ticks: int = field(factory=lambda: int(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100)
+    sysfs_root: Path = Path("/sys")
     _last_usage: int | None = None
     _last_busy: float | None = None
     _pids: frozenset[int] = frozenset()
+    _packages: dict[int, frozenset[int]] | None = None  # package id -> its CPUs
+    _last_cpu_busy: dict[int, float] | None = None
+    #: Each processor package's share in the last interval (None: the cgroup may use every CPU).
+    package_shares: dict[int, float] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CgroupShare:
@@ -212,18 +221,49 @@ class CgroupShare:
                 f"attribution='cgroup' needs a cgroup v2 hierarchy: no '0::' line in {proc}/self/cgroup with a "
                 f"cpu.stat under {sysfs}/fs/cgroup (cgroup v1 only, or not Linux); use attribution='process'"
             )
-        return cls(allocation, proc_root=_roots(env)[0])
+        proc, sysfs = _roots(env)
+        return cls(allocation, proc_root=proc, sysfs_root=sysfs)
 
-    def _host_busy_us(self) -> float:
+    def _busy_us(self) -> tuple[float, dict[int, float]]:
+        """The host's busy CPU time, in microseconds, in all and per CPU (``/proc/stat``)."""
         text = _read(self.proc_root / "stat") or ""
+        total = None
+        per_cpu: dict[int, float] = {}
         for line in text.splitlines():
             fields = line.split()
-            if fields and fields[0] == "cpu":
-                values = [int(v) for v in fields[1:]]
-                values += [0] * (8 - len(values))
-                user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-                return (user + nice + system + irq + softirq + steal) * 1e6 / self.clock_ticks
-        raise OSError(f"no 'cpu' line in {self.proc_root / 'stat'}")
+            if not fields or not fields[0].startswith("cpu"):
+                continue
+            values = [int(v) for v in fields[1:]]
+            values += [0] * (8 - len(values))
+            user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+            busy = (user + nice + system + irq + softirq + steal) * 1e6 / self.clock_ticks
+            if fields[0] == "cpu":
+                total = busy
+            elif fields[0][3:].isdigit():
+                per_cpu[int(fields[0][3:])] = busy
+        if total is None:
+            raise OSError(f"no 'cpu' line in {self.proc_root / 'stat'}")
+        return total, per_cpu
+
+    def packages(self) -> dict[int, frozenset[int]]:
+        """Each processor package's CPUs (``/sys/devices/system/cpu/cpu<N>/topology/physical_package_id``)."""
+        if self._packages is None:
+            found: dict[int, set[int]] = {}
+            base = self.sysfs_root / "devices" / "system" / "cpu"
+            try:
+                entries = list(base.iterdir())
+            except OSError:
+                entries = []
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith("cpu") and name[3:].isdigit()):
+                    continue
+                text = _read(entry / "topology" / "physical_package_id")
+                if text is None or not text.strip().lstrip("-").isdigit():
+                    continue
+                found.setdefault(int(text), set()).add(int(name[3:]))
+            self._packages = {k: frozenset(v) for k, v in found.items()}
+        return self._packages
 
     def _host_used_bytes(self) -> float:
         info = {}
@@ -272,22 +312,55 @@ class CgroupShare:
         usage = _keyed(_read(self.allocation.directory / "cpu.stat")).get("usage_usec")
         if usage is None:
             raise OSError(f"no usage_usec in {self.allocation.directory / 'cpu.stat'}")
-        busy = self._host_busy_us()
+        busy, per_cpu = self._busy_us()
         cpu_share = 0.0
         if self._last_usage is not None and self._last_busy is not None:
             d_busy = busy - self._last_busy
             d_usage = max(usage - self._last_usage, 0)
             cpu_share = min(d_usage / d_busy, 1.0) if d_busy > 0 else 0.0
+            self.package_shares = self._by_package(d_usage, per_cpu)
         self._last_usage, self._last_busy = usage, busy
+        self._last_cpu_busy = per_cpu
         self._pids = self._walk()
         dram_share = min(self._memory_bytes() / self._host_used_bytes(), 1.0)
         return {"cpu": cpu_share, "dram": dram_share}
+
+    def _by_package(self, d_usage: float, per_cpu: Mapping[int, float]) -> dict[int, float] | None:
+        """With a cpuset narrower than the machine: 0 for the packages the cgroup cannot run on,
+        and its usage over the busy time of the packages it can run on for the others."""
+        cpus = self.allocation.cpus
+        packages = self.packages()
+        last = self._last_cpu_busy
+        if cpus is None or not packages or last is None:
+            return None
+        allowed = frozenset(cpus)
+        mine = {pkg for pkg, members in packages.items() if members & allowed}
+        if len(mine) == len(packages):
+            return None  # every package: the machine-wide share is the right one
+        d_busy = sum(per_cpu.get(c, 0.0) - last.get(c, 0.0) for pkg in mine for c in packages[pkg])
+        share = min(d_usage / d_busy, 1.0) if d_busy > 0 else 0.0
+        return {pkg: (share if pkg in mine else 0.0) for pkg in packages}
+
+    def device_shares(self, component: str, labels: Sequence[str]) -> list[float] | None:
+        """Per-device CPU shares for a source whose devices are processor packages (labels
+        ``package-<n>``, as RAPL names its zones), when the cgroup may use only some packages."""
+        if component != "cpu" or self.package_shares is None:
+            return None
+        out: list[float] = []
+        for label in labels:
+            match = _PACKAGE.match(label)
+            if match is None or int(match.group(1)) not in self.package_shares:
+                return None
+            out.append(self.package_shares[int(match.group(1))])
+        return out
 
     def describe(self) -> dict[str, str]:
         """How each component's share is obtained, for the report's component details."""
         what = self.allocation.describe()
         return {
-            "cpu": f"charged by {what}: its cpu.stat usage_usec over the host's busy CPU time (/proc/stat)",
+            "cpu": f"charged by {what}: its cpu.stat usage_usec over the host's busy CPU time (/proc/stat); "
+            "where its cpuset leaves out whole processor packages, those count 0 and the share is of the busy "
+            "time of the packages it may use",
             "dram": f"charged by {what}: its memory.current less page cache over the host's used memory",
             "gpu": f"charged by {what}: the share of each GPU its processes used, where the GPU plugin measures it",
         }

@@ -670,6 +670,12 @@ class Tracker:
                 self._share = None
                 self._warn(f"{self.config.attribution} attribution failed and was turned off; machine figures are "
                            f"used from {t:.1f} s ({exc!r})")
+        if shares is not None and hasattr(self._share, "device_shares"):
+            for i, slot in enumerate(slots):  # a cgroup pinned to some processor packages
+                per_device = self._share.device_shares(slot.component, slot.devices)
+                if per_device is not None and readings[i] is not None:
+                    for j, value in enumerate(per_device):
+                        shares[f"{slot.name}#{j}"] = value
         if shares is not None:
             for i, split in device_shares.items():
                 if readings[i] is None:
