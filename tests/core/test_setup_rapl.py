@@ -218,3 +218,23 @@ def test_a_failing_command_is_reported(system: dict[str, Path], capsys: pytest.C
     assert cli.main(["setup", "rapl"]) == 2
     err = capsys.readouterr().err
     assert "exited with status 10: groupadd: cannot lock /etc/group" in err
+
+
+def test_subzones_inside_their_zone_and_class_links_are_counted_once(tmp_path: Path) -> None:
+    """The kernel's layout: /sys/class/powercap/intel-rapl:0 links to the device folder, and the
+    subzone intel-rapl:0:0 is both a folder inside it and a link of its own in the class."""
+    devices = tmp_path / "sys" / "devices" / "virtual" / "powercap" / "intel-rapl"
+    zone = devices / "intel-rapl:0"
+    sub = zone / "intel-rapl:0:0"
+    sub.mkdir(parents=True)
+    for folder in (zone, sub):
+        (folder / "energy_uj").write_text("1\n")
+        (folder / "energy_uj").chmod(0o400)
+    powercap = tmp_path / "sys" / "class" / "powercap"
+    powercap.mkdir(parents=True)
+    (powercap / "intel-rapl").symlink_to(devices)
+    (powercap / "intel-rapl:0").symlink_to(zone)
+    (powercap / "intel-rapl:0:0").symlink_to(sub)
+    access = RaplAccess(sysfs_root=tmp_path / "sys", etc_root=tmp_path / "etc", euid=0, dry_run=True, say=lambda _: None)
+    assert [str(p.relative_to(powercap)) for p in access.counters()] == ["intel-rapl:0/energy_uj",
+                                                                          "intel-rapl:0/intel-rapl:0:0/energy_uj"]

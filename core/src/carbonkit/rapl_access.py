@@ -136,19 +136,33 @@ class RaplAccess:
         return self.sysfs_root / "class" / "powercap"
 
     def counters(self) -> list[Path]:
-        """The counter files of every RAPL zone and subzone present now."""
+        """The counter files of every RAPL zone and subzone present now.
+
+        ``/sys/class/powercap`` lists every zone and subzone (``intel-rapl:0``,
+        ``intel-rapl:0:0``), each a link to its device folder, where subzones also sit inside
+        their parent zone; each file is listed once.
+        """
         found: list[Path] = []
-        try:
-            entries = sorted(self.powercap.iterdir())
-        except OSError:
-            return found
-        for entry in entries:
-            control, sep, _ = entry.name.partition(":")
-            if not sep or control not in CONTROL_TYPES:
-                continue
-            for name in COUNTER_FILES:
-                if (entry / name).is_file():
-                    found.append(entry / name)
+        seen: set[Path] = set()
+
+        def zones(folder: Path) -> list[Path]:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                return []
+            return [e for e in entries if e.name.partition(":")[1] and e.name.partition(":")[0] in CONTROL_TYPES]
+
+        for zone in zones(self.powercap):
+            for entry in (zone, *zones(zone)):
+                for name in COUNTER_FILES:
+                    path = entry / name
+                    try:
+                        real = path.resolve()
+                    except OSError:
+                        continue
+                    if real not in seen and path.is_file():
+                        seen.add(real)
+                        found.append(path)
         return found
 
     def group_id(self) -> int | None:
