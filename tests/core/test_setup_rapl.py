@@ -154,6 +154,7 @@ def test_dry_run_changes_nothing(system: dict[str, Path], capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "would create the system group carbonkit-rapl" in out
     assert "would install the udev rule" in out
+    assert '    ACTION=="add|change", SUBSYSTEM=="powercap"' in out  # the rule it would write
     assert "would let carbonkit-rapl read 4 counter file(s) now" in out
     assert system["log"].read_text() == ""
     assert not (system["etc"] / "udev").exists()

@@ -253,6 +253,9 @@ class RaplAccess:
         if installed != wanted:
             verb = "update" if installed else "install"
             self._step(f"{verb} the udev rule {self.rule_path}", lambda: self._write_rule(wanted))
+            if self.dry_run:
+                for line in wanted.splitlines():
+                    self._note(f"    {line}")
             changed = True
             udevadm = self.which("udevadm")
             if udevadm:
