@@ -210,3 +210,16 @@ def test_slurm_with_constrained_devices_measures_what_nvml_sees() -> None:
     """ConstrainDevices=yes: the job's cgroup hides the other GPUs, NVML numbers the rest from 0."""
     fake = FakePynvml([FakeGpu(), FakeGpu()])
     assert _selected(fake, {"SLURM_JOB_ID": "7", "SLURM_JOB_GPUS": "5,6"}) == [0, 1]
+
+
+def test_process_attribution_splits_rather_than_filters() -> None:
+    """attribution='process' no longer drops the GPUs the tree does not use: it charges them 0
+    through the split, and the machine figure keeps their energy."""
+    fake = FakePynvml([FakeGpu(compute_pids=[OTHER]), FakeGpu(compute_pids=[ME])])
+    (src,) = NvmlSource.discover(carbonkit.Config(attribution="process"), nvml=fake, environ={})
+    assert isinstance(src, NvmlSource)
+    assert src.processes is None and src.attribution == "process"
+    src.read()
+    fake.advance(1.0)
+    assert src.read() == [pytest.approx(100.0), pytest.approx(100.0)]  # both GPUs' energy, machine level
+    assert src.process_shares({ME}) == [0.0, 1.0]

@@ -396,7 +396,9 @@ class NvmlSource:
 def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
     """Read the process-filter option: ``config.options`` first, then the environment.
 
-    Unset, it follows the tracker's attribution: on with ``attribution="process"``.
+    Unset, it is off: with ``attribution="process"`` or ``"cgroup"`` each GPU is split by the
+    tracked processes' share of it (a GPU they never use is charged 0), and the machine figure
+    keeps every selected GPU's energy.
     """
     if PROCESS_GPUS_OPTION in config.options:
         value: Any = config.options[PROCESS_GPUS_OPTION]
@@ -405,8 +407,7 @@ def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
         value = environ.get(PROCESS_GPUS_VARIABLE)
         where = PROCESS_GPUS_VARIABLE
     if value is None:
-        # attribution="process" means "charge this job only": then only its GPUs count.
-        return config.attribution == "process"
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):

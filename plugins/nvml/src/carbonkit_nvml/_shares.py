@@ -114,11 +114,15 @@ class GpuShares:
         nvml: Any = self.nvml
         memory: dict[int, int | None] = {}
         answered = False
-        for query in (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses):
+        queries = [getattr(nvml, name, None) for name in (
+            "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses")]
+        for query in queries:
+            if query is None:
+                continue
             try:
                 processes = query(gpu.handle)
             except nvml.NVMLError as err:
-                _logger.debug("%s on %s failed: %s", query.__name__, gpu.label, err)
+                _logger.debug("%s on %s failed: %s", getattr(query, "__name__", "query"), gpu.label, err)
                 continue
             answered = True
             for p in processes:
