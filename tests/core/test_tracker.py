@@ -186,7 +186,7 @@ def test_a_failing_reporter_is_disabled_and_the_run_goes_on():
         ({"pue": 0.9}, "pue must be a number between 1.0 and 5.0"),
         ({"interval_s": -1}, "interval_s=-1 is not a positive number"),
         ({"location": "Copenhagen Denmark"}, "location must be a zone code"),
-        ({"attribution": "gpu"}, "attribution must be 'machine' or 'process'"),
+        ({"attribution": "gpu"}, "attribution must be 'machine', 'process' or 'cgroup'"),
         ({"sources": ["not a source"]}, "sources must be PowerSource objects"),
         ({"tags": {"a": 1}}, "tags must map strings to strings"),
     ],

@@ -50,6 +50,7 @@ __all__ = [
     "FakeHandle",
     "FakeMigHandle",
     "FakeProcessInfo",
+    "FakeProcessUtilizationSample",
     "FakePynvml",
     "NVMLError",
     "NVMLLibraryMismatchError",
@@ -183,6 +184,20 @@ class FakeProcessInfo:
 
 
 @dataclass
+class FakeProcessUtilizationSample:
+    """One entry of ``nvmlDeviceGetProcessUtilization``: a ``c_nvmlProcessUtilizationSample_t``
+    (nvml.h: ``unsigned int pid; unsigned long long timeStamp; unsigned int smUtil, memUtil,
+    encUtil, decUtil``), the CPU timestamp in microseconds and utilisation in percent."""
+
+    pid: int
+    timeStamp: int
+    smUtil: int
+    memUtil: int
+    encUtil: int
+    decUtil: int
+
+
+@dataclass
 class FakeGpu:
     """One simulated GPU.
 
@@ -202,6 +217,14 @@ class FakeGpu:
     :param compute_capability: As ``nvmlDeviceGetCudaComputeCapability`` returns it.
     :param power_limits_mw: ``(minLimit, maxLimit)`` of the power management limit, milliwatts
         (H100 SXM5: 200 W to 700 W), or None when the GPU does not support power management.
+    :param process_util: Each process's utilisation now, ``pid: (smUtil, memUtil, encUtil,
+        decUtil)`` in percent; :meth:`FakePynvml.advance` records one sample per process with a
+        non-zero value every ``util_period_s`` (nvml.h: one sample "per process running, that had
+        some non-zero utilization during the last sample period").
+    :param util_supported: Whether ``nvmlDeviceGetProcessUtilization`` works (Maxwell and newer;
+        never on a GPU in MIG mode).
+    :param used_memory: ``usedGpuMemory`` in bytes of each running process, by pid (default
+        1 GiB); None for a pid models NVML's "not available" (Windows WDDM, some containers).
     """
 
     name: str = "NVIDIA H100 80GB HBM3"
@@ -220,6 +243,10 @@ class FakeGpu:
     lost: bool = False
     compute_capability: tuple[int, int] = (9, 0)
     power_limits_mw: tuple[int, int] | None = (200_000, 700_000)
+    process_util: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    util_supported: bool = True
+    used_memory: dict[int, int | None] = field(default_factory=dict)
+    util_samples: list[FakeProcessUtilizationSample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.uuid:
@@ -280,6 +307,8 @@ class FakePynvml(ModuleType):
         init_error: int | None = None,
         legacy_bytes: bool = False,
         driver_version: str = "550.54.15",
+        util_period_s: float = 1.0 / 6.0,
+        epoch_us: int = 1_764_633_600_000_000,
     ) -> None:
         super().__init__("pynvml", "Simulated NVIDIA Management Library bindings (tests only).")
         self.gpus = list(gpus)
@@ -289,6 +318,9 @@ class FakePynvml(ModuleType):
         self.driver_version = driver_version
         self.init_count = 0
         self.time_s = 0.0
+        self.util_period_s = util_period_s
+        self.epoch_us = epoch_us  # the CPU clock, in microseconds, at fake time 0
+        self._next_util_s = util_period_s
         self.calls: Counter[str] = Counter()
         self._handles = [FakeHandle(gpu, i) for i, gpu in enumerate(self.gpus)]
         self._mig_handles = {
@@ -307,6 +339,14 @@ class FakePynvml(ModuleType):
                 continue
             mean_w = (gpu.power_at(t0) + 4.0 * gpu.power_at((t0 + t1) / 2.0) + gpu.power_at(t1)) / 6.0
             gpu.energy_mj += mean_w * seconds * 1000.0
+        while self._next_util_s <= t1:
+            stamp = self.epoch_us + round(self._next_util_s * 1e6)
+            for gpu in self.gpus:
+                for pid, (sm, mem, enc, dec) in gpu.process_util.items():
+                    if sm or mem or enc or dec:
+                        gpu.util_samples.append(FakeProcessUtilizationSample(pid, stamp, sm, mem, enc, dec))
+                del gpu.util_samples[:-1000]  # the driver keeps a bounded buffer of recent samples
+            self._next_util_s += self.util_period_s
         self.time_s = t1
 
     def true_energy_j(self, gpu: FakeGpu, start_s: float, end_s: float, steps: int = 10_000) -> float:
@@ -443,6 +483,20 @@ class FakePynvml(ModuleType):
         self._call("nvmlDeviceGetGraphicsRunningProcesses")
         return self._processes(handle, graphics=True)
 
+    def nvmlDeviceGetProcessUtilization(self, handle: object, timeStamp: int) -> list[FakeProcessUtilizationSample]:
+        """The samples newer than ``timeStamp`` (nvml.h's ``lastSeenTimeStamp``), as nvidia-ml-py
+        returns them: a list of structures. nvml.h: ``NVML_ERROR_NOT_FOUND`` "if sample entries
+        are not found", ``NVML_ERROR_NOT_SUPPORTED`` "if the device does not support this
+        feature" (and on MIG-enabled GPUs)."""
+        self._call("nvmlDeviceGetProcessUtilization")
+        _, gpu = self._gpu(handle)
+        if isinstance(handle, FakeMigHandle) or not gpu.util_supported or gpu.mig_enabled:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        found = [sample for sample in gpu.util_samples if sample.timeStamp > timeStamp]
+        if not found:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return found
+
     def _processes(self, handle: object, *, graphics: bool) -> list[FakeProcessInfo]:
         _, gpu = self._gpu(handle)
         if not gpu.processes_supported:
@@ -455,7 +509,7 @@ class FakePynvml(ModuleType):
         # enough privileges (NVML docs, nvmlDeviceGetComputeRunningProcesses); modelled as such.
         if not graphics:
             pids += [pid for slice_pids in gpu.mig_pids.values() for pid in slice_pids]
-        return [FakeProcessInfo(pid) for pid in pids]
+        return [FakeProcessInfo(pid, usedGpuMemory=gpu.used_memory.get(pid, 1 << 30)) for pid in pids]
 
 
 for _name, _cls in _ERROR_CLASSES.items():

@@ -140,7 +140,7 @@ def test_fake_module_matches_real_pynvml() -> None:
         "nvmlDeviceGetIndex", "nvmlDeviceGetCudaComputeCapability", "nvmlDeviceGetMigMode",
         "nvmlDeviceGetDeviceHandleFromMigDeviceHandle", "nvmlDeviceGetTotalEnergyConsumption",
         "nvmlDeviceGetPowerUsage", "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
-        "nvmlDeviceGetPowerManagementLimitConstraints",
+        "nvmlDeviceGetPowerManagementLimitConstraints", "nvmlDeviceGetProcessUtilization",
     ]  # fmt: skip
     for name in used:
         real_params = list(inspect.signature(getattr(pynvml, name)).parameters)

@@ -186,6 +186,32 @@ def test_process_attribution_shares_are_never_duplicates():
     assert c["r1"].counted == "part" and set(c["r1"].components) == {"cpu", "dram"}
 
 
+def test_process_split_gpus_are_never_duplicates():
+    """Two ranks sharing one GPU, each charged its own share of it by NVML's split: both count."""
+    import attrs
+
+    comps = {"cpu": (["package-0"], 0.3), "gpu": (["g0"], 0.5)}
+    split = "nvml:energy: process share nvmlDeviceGetProcessUtilization SM samples"
+    reports = []
+    for _ in range(2):
+        rep = report(comps, attribution="process")
+        gpu = attrs.evolve(rep.components["gpu"], details=[split])
+        reports.append(attrs.evolve(rep, components={**rep.components, "gpu": gpu}))
+    c, _ = by_file([run("r0", reports[0], job="j", rank=0), run("r1", reports[1], job="j", rank=1)])
+    assert c["r0"].counted == c["r1"].counted == "all"
+
+
+def test_cgroup_runs_of_different_jobs_are_no_overlap():
+    """Two containers on one host, each charged its own cgroup: no 'whole machine' note."""
+    comps = {"cpu": (["package-0"], 0.3)}
+    runs = [run("a", report(comps, attribution="cgroup")), run("b", report(comps, attribution="cgroup"))]
+    c, notes = by_file(runs)
+    assert c["a"].counted == c["b"].counted == "all"
+    assert not any("at the same time" in n for n in notes)
+    _, machine_notes = by_file([run("a", report(comps)), run("b", report(comps))])
+    assert any("at the same time" in n for n in machine_notes)  # machine-level runs do get the note
+
+
 def test_one_job_on_several_hosts_counts_each_host():
     """The same job id on two hosts: different machines, both counted."""
     comps = {"gpu": (["g0"], 1.0)}

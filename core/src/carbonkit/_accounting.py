@@ -46,9 +46,16 @@ class SourceState:
     cum_j: list[float] = field(factory=list)
     alive: bool = True
     resets: int = 0
+    _share_keys: list[str] | None = None
 
     def __attrs_post_init__(self) -> None:
         self.cum_j = [0.0] * len(self.devices)
+
+    def share_keys(self) -> list[str]:
+        """The keys of this source's per-device shares in a tick's shares: ``"<name>#<i>"``."""
+        if self._share_keys is None:
+            self._share_keys = [f"{self.name}#{i}" for i in range(len(self.devices))]
+        return self._share_keys
 
 
 @define
@@ -105,7 +112,12 @@ class Accountant:
         readings: Sequence[Sequence[float] | None],
         shares: Mapping[str, float] | None = None,
     ) -> None:
-        """Add one tick: ``readings[i]`` for ``sources[i]`` (None when that source was not read)."""
+        """Add one tick: ``readings[i]`` for ``sources[i]`` (None when that source was not read).
+
+        ``shares`` scales the attributed figures: ``{component: share}`` for every device of a
+        component, and ``{"<source name>#<device index>": share}`` for one device (a GPU
+        shared with other jobs), which wins over its component's.
+        """
         lin = 0.0  # attributed joules from energy counters in (t_last, t]
         p0 = 0.0  # attributed watts at t_last from power sources
         p1 = 0.0
@@ -120,7 +132,13 @@ class Accountant:
                 state.last_t = t
                 continue
             share = 1.0 if shares is None else shares.get(state.component, 1.0)
+            dev = None  # per-device shares ("<source>#<i>"), where the source gave them
+            if shares is not None:
+                keys = state.share_keys()
+                if any(k in shares for k in keys):
+                    dev = [shares.get(k, share) for k in keys]
             comp_j = 0.0
+            attr_j = 0.0
             cum = state.cum_j
             last = state.last
             if state.kind == "energy":
@@ -131,22 +149,33 @@ class Accountant:
                         d = 0.0
                     cum[i] += d
                     comp_j += d
-                lin += comp_j * share
+                    if dev is not None:
+                        attr_j += d * dev[i]
+                if dev is None:
+                    attr_j = comp_j * share
+                lin += attr_j
             else:
                 gap = 0.0 if state.last_t is None else t - state.last_t
                 for i, v in enumerate(values):
                     d = (last[i] + v) * 0.5 * gap
                     cum[i] += d
                     comp_j += d
+                    if dev is not None:
+                        attr_j += d * dev[i]
+                if dev is None:
+                    attr_j = comp_j * share
                 if dt is not None and state.last_t is not None and state.last_t < (self.t_last or 0.0) - 1e-9:
-                    lin += comp_j * share  # bridging missed ticks: spread over this interval
+                    lin += attr_j  # bridging missed ticks: spread over this interval
+                elif dev is not None:
+                    p0 += sum(w * s for w, s in zip(last, dev))
+                    p1 += sum(w * s for w, s in zip(values, dev))
                 else:
                     p0 += sum(last) * share
                     p1 += sum(values) * share
             state.last = list(values)
             state.last_t = t
             self.component_j[state.component] += comp_j
-            self.component_attr_j[state.component] += comp_j * share
+            self.component_attr_j[state.component] += attr_j
         if dt is None:
             self.t_last = t
             self._bucket_cross(t, t, 0.0, 0.0, 0.0, 0.0)

@@ -55,6 +55,8 @@ class Engine:
     pauses: list[tuple[float, float]] = field(factory=list)
     attribution: str = "machine"
     source_info: Mapping[str, Mapping[str, str]] = field(factory=dict)
+    #: How each component's share is obtained (``attribution`` other than ``"machine"``).
+    attribution_notes: Mapping[str, str] = field(factory=dict)
     signal: str = "average"
     provider_lags: Mapping[str, float] = field(factory=dict)
     _epoch_j: list[tuple[float, float]] = field(factory=list)
@@ -268,9 +270,13 @@ class Engine:
                 method=methods[0] if methods else "measured",
                 sources=[s.name for s in states],
                 details=[
-                    f"{s.name}: " + "; ".join(f"{k} {v}" for k, v in self.source_info[s.name].items())
-                    for s in states
-                    if self.source_info.get(s.name)
+                    *(
+                        f"{s.name}: " + "; ".join(f"{k} {v}" for k, v in self.source_info[s.name].items())
+                        for s in states
+                        if self.source_info.get(s.name)
+                    ),
+                    *([f"{self.attribution} attribution: {self.attribution_notes[comp]}"]
+                      if comp in self.attribution_notes else []),
                 ],
             )
         g_per_km, cite = car_factor()

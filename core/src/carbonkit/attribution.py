@@ -6,9 +6,14 @@ With ``attribution="process"`` the tracker scales, interval by interval:
   (user + system of the tree, over user + system + the other non-idle states of all CPUs);
 - DRAM energy by the tree's share of the machine's used memory (resident set size).
 
-Other components are not scaled (GPU energy comes from the GPUs the job selected). The share
-of idle power is not charged to the process, so on an idle machine the attributed figure is
-near zero while the machine figure is not: the report shows both.
+- each GPU's energy by the tree's share of that GPU, where its power source can say
+  (``process_shares``: the NVML plugin's per-process utilisation samples, else its documented
+  fallback); the GPUs of a source that cannot say are charged whole.
+
+The share of idle CPU power is not charged to the process, so on an idle machine the
+attributed figure is near zero while the machine figure is not: the report shows both.
+``attribution="cgroup"`` charges a container's or a Slurm job's cgroup instead
+(:mod:`carbonkit.cgroups`). See ``docs/attribution.md``.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class ProcessShare:
     _last_busy: float | None = None
     _proc: Any = None
     clock: Callable[[], float] | None = None
+    _pids: frozenset[int] = frozenset()
 
     def __attrs_post_init__(self) -> None:
         if self.psutil is None:
@@ -48,6 +54,20 @@ class ProcessShare:
 
             self.psutil = psutil
         self._proc = self.psutil.Process(self.pid)
+
+    def pids(self) -> frozenset[int]:
+        """The process ids of the tree, as last sampled (the root alone before the first sample)."""
+        return self._pids or frozenset({self.pid})
+
+    def describe(self) -> dict[str, str]:
+        """How each component's share is obtained, for the report's component details."""
+        return {
+            "cpu": f"charged by the process tree of pid {self.pid}: its CPU time over the machine's busy CPU time",
+            "dram": f"charged by the process tree of pid {self.pid}: its resident memory over the machine's "
+            "used memory",
+            "gpu": f"charged by the process tree of pid {self.pid}: its share of each GPU, where the GPU plugin "
+            "measures it",
+        }
 
     def _tree(self) -> tuple[float, float]:
         cpu = 0.0
@@ -57,6 +77,7 @@ class ProcessShare:
             procs += self._proc.children(recursive=True)
         except self.psutil.Error:
             pass
+        self._pids = frozenset(int(p.pid) for p in procs)
         for p in procs:
             try:
                 with p.oneshot():

@@ -567,9 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     # Further commands live next to what they drive; each module adds its own subparsers.
-    from . import _cli_intensity, _cli_report, _cli_reprice, _cli_schedule, _cli_zones
+    from . import _cli_intensity, _cli_report, _cli_reprice, _cli_schedule, _cli_setup, _cli_zones
 
-    for module in (_cli_intensity, _cli_report, _cli_schedule, _cli_reprice, _cli_zones):
+    for module in (_cli_intensity, _cli_report, _cli_schedule, _cli_reprice, _cli_setup, _cli_zones):
         module.register(sub)
     return parser
 

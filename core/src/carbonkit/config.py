@@ -125,7 +125,7 @@ __all__ = [
 DEFAULT_PUE = 1.58
 DEFAULT_PUE_SOURCE = "default: global data-centre average, Uptime Institute Global Data Center Survey 2023"
 
-ATTRIBUTIONS = ("machine", "process")
+ATTRIBUTIONS = ("machine", "process", "cgroup")
 
 #: :meth:`Config.describe_source` for a value passed as an argument.
 ARGUMENT = "argument"
@@ -166,7 +166,9 @@ KNOWN_VARIABLES: Mapping[str, str] = {
     "CARBONKIT_TRACE_PLUGINS": "core (plugin loader)",
     "CARBONKIT_HANDLE_SIGTERM": "core (signal handling)",
     "CARBONKIT_RAPL_ROOT": "rapl",
-    "CARBONKIT_SYSFS_ROOT": "plugins reading sysfs",
+    "CARBONKIT_SYSFS_ROOT": "plugins reading sysfs, carbonkit setup rapl, cgroup accounting",
+    "CARBONKIT_ETC_ROOT": "carbonkit setup rapl",
+    "CARBONKIT_PROC_ROOT": "cgroup accounting",
     "CARBONKIT_NVML_PROCESS_GPUS": "nvml",
     "CARBONKIT_NVML_GPUS": "nvml",
     "CARBONKIT_CPU_TDP_W": "cpu_estimate",
@@ -271,7 +273,7 @@ _LOCATION = (
     "(letters, digits, '-' and '_', at most 32 characters)"
 )
 _POSTCODE_TEXT = "postcode must be a postcode or outward code such as 'RG10' or 'RG10 9XX' (letters, digits, spaces)"
-_ATTRIBUTION = "attribution must be 'machine' or 'process'"
+_ATTRIBUTION = "attribution must be 'machine', 'process' or 'cgroup'"
 _SIGNAL = (
     "signal must be 'average' (the emissions of all generation in the zone, the default) or 'marginal' "
     "(the emissions of the generation that responds to a change in demand)"
@@ -676,8 +678,9 @@ class Config:
     :param predictor: Name of the predictor.
     :param quiet: Silence the console reporter.
     :param progress: Have the console reporter print one line per epoch.
-    :param attribution: ``"machine"`` (whole machine) or ``"process"`` (the tracked process
-        tree's share).
+    :param attribution: ``"machine"`` (whole machine), ``"process"`` (the tracked process
+        tree's share) or ``"cgroup"`` (the share of this process's cgroup v2: a container or a
+        Slurm job; :mod:`carbonkit.cgroups`).
     :param signal: Which intensity signal prices the run: ``"average"`` (the default) or
         ``"marginal"``. Providers of that signal are tried first; when none answers, the run
         falls back to average values and the report says which share each signal priced.

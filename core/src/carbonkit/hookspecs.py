@@ -56,7 +56,7 @@ def register_power_sources(config: Config) -> list[PowerSource | Unavailable]:  
     hardware, driver or permission is missing; never return a source that would read zeros.
 
     :param config: The tracker configuration (``config.pid`` is the root of the tracked
-        process tree, ``config.attribution`` is ``"machine"`` or ``"process"``).
+        process tree, ``config.attribution`` is ``"machine"``, ``"process"`` or ``"cgroup"``).
     :returns: Objects satisfying :class:`~carbonkit.protocols.PowerSource`, each with a
         ``name`` unique across plugins (``"<entry point>:<id>"``), and optionally
         :class:`~carbonkit.Unavailable` notes.

@@ -61,6 +61,10 @@ class PowerSource(Protocol):
     (without it, a default per component applies: ``carbonkit._readings.DEFAULT_MAX_POWER_W``).
     ``info`` (a mapping of short strings): how the figure is obtained (a model, a TDP and where
     it came from); the run log and the report's component ``details`` show it.
+    ``process_shares(pids)``: with ``attribution`` ``"process"`` or ``"cgroup"``, called right
+    after :meth:`read` (same thread, same deadline) with the tracked process ids; returns each
+    device's share in [0, 1] those processes took since the previous call (None where unknown).
+    A device without a valid share is charged whole (``docs/attribution.md``).
 
     :meth:`read` is called from one tracker thread at a time, never concurrently, under a
     deadline (2 s for all sources of one tick): a source that blocks past it is abandoned for the

@@ -1020,6 +1020,7 @@ def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Repor
         tags=header["tags"],
         dropped=[DroppedSource.from_dict(d) for d in header["dropped"]],
         attribution=header["attribution"],
+        attribution_notes=_header_notes(header),
         source_info={s["name"]: s["info"] for s in sources},
         signal=_header_signal(header),
         provider_lags=_header_lags(header),
@@ -1076,3 +1077,11 @@ def _recompute(path: str | os.PathLike[str], header: Mapping[str, Any]) -> Repor
     if problem:  # cannot happen with the checks above; never hand out a NaN
         raise RunLogError(f"{_name(path)}: the recomputed report is not usable ({problem})")
     return report
+
+
+def _header_notes(header: Mapping[str, Any]) -> dict[str, str]:
+    """The header's ``attribution_notes`` (how each component's share was obtained), if any."""
+    raw = header.get("attribution_notes")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, str)}

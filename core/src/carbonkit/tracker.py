@@ -101,8 +101,10 @@ class Tracker:
     :param reporters: Reporters instead of the plugins' (an empty list means none).
     :param quiet: No console output at all (warnings still reach the report, the run log and
         ``logging``).
-    :param attribution: ``"machine"`` or ``"process"`` (scale CPU and DRAM energy by the tracked
-        process tree's share).
+    :param attribution: ``"machine"``, ``"process"`` (scale CPU and DRAM energy, and each GPU's
+        where its source can say, by the tracked process tree's share) or ``"cgroup"`` (by the
+        share of this process's cgroup v2: a container or a Slurm job). See
+        ``docs/attribution.md``.
     :param postcode: Outward postcode for regional providers (Great Britain).
     :param tags: Labels recorded in the run log and the report.
     :param intensity_provider: Name of the provider to use among the plugins'.
@@ -278,7 +280,7 @@ class Tracker:
         self.providers: list[IntensityProvider] = comp.providers
         self.predictor: Predictor = comp.predictor
         self.reporters: list[Reporter] = comp.reporters
-        self._share = None
+        self._share: Any = None
         if config.attribution == "process":
             from .attribution import ProcessShare
 
@@ -286,6 +288,11 @@ class Tracker:
                 self._share = ProcessShare(pid=config.pid)
             except Exception as exc:
                 raise ConfigError(f"attribution='process' needs a running process pid={config.pid}: {exc}") from exc
+        elif config.attribution == "cgroup":
+            from .cgroups import CgroupShare
+
+            self._share = CgroupShare.from_env()
+        notes = self._share.describe() if self._share is not None else {}
         intervals = [s.max_interval_s for s in self._slots if s.max_interval_s]
         self._interval = min([config.interval_s, *intervals])
         self._live = [True] * len(self._slots)
@@ -332,6 +339,7 @@ class Tracker:
             dropped=comp.dropped,
             attribution=config.attribution,
             source_info={m["name"]: m["info"] for m in meta},
+            attribution_notes=notes,
             signal=config.signal,
             provider_lags=_provider_lags(comp.providers),
         )
@@ -805,6 +813,7 @@ class Tracker:
             "budget": {"co2eq_g": self.config.budget_g, "energy_kwh": self.config.budget_kwh,
                        "action": self._budget_action},
             "attribution": self.config.attribution,
+            "attribution_notes": dict(self._engine.attribution_notes),
             "tags": dict(self.config.tags),
             **self._job.header(),
             "host_source": self._job.host_source,
@@ -843,6 +852,13 @@ class Tracker:
         state = {"at": -1, "abandoned": False}
         lock = threading.Lock()
         slots = self._slots
+        pids = None
+        if self._share is not None:
+            try:
+                pids = self._share.pids()
+            except Exception:  # noqa: BLE001 - the CPU share below reports a broken attribution
+                pids = None
+        device_shares: dict[int, Any] = {}
 
         def read_all() -> None:
             for i in live:
@@ -856,6 +872,14 @@ class Tracker:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - SystemExit from a source must not escape
                     value = ("error", exc)
+                split = getattr(slots[i].source, "process_shares", None) if pids is not None else None
+                if value[0] == "ok" and callable(split):
+                    try:
+                        device_shares[i] = split(pids)
+                    except KeyboardInterrupt:  # pragma: no cover - not delivered to this thread
+                        raise
+                    except BaseException:  # noqa: BLE001 - no split this tick: the device is charged whole
+                        device_shares[i] = None
                 with lock:
                     if state["abandoned"]:
                         return
@@ -909,11 +933,25 @@ class Tracker:
         shares = None
         if self._share is not None:
             try:
-                shares = self._share.sample()
+                shares = dict(self._share.sample())
             except Exception as exc:
                 self._share = None
-                self._warn(f"process attribution failed and was turned off; machine figures are used from {t:.1f} s "
-                           f"({exc!r})")
+                self._warn(f"{self.config.attribution} attribution failed and was turned off; machine figures are "
+                           f"used from {t:.1f} s ({exc!r})")
+        if shares is not None and hasattr(self._share, "device_shares"):
+            for i, slot in enumerate(slots):  # a cgroup pinned to some processor packages
+                per_device = self._share.device_shares(slot.component, slot.devices)
+                if per_device is not None and readings[i] is not None:
+                    for j, value in enumerate(per_device):
+                        shares[f"{slot.name}#{j}"] = value
+        if shares is not None:
+            for i, split in device_shares.items():
+                if readings[i] is None:
+                    continue
+                good = _device_shares(split, len(slots[i].devices))
+                if good is not None:
+                    for j, value in enumerate(good):
+                        shares[f"{slots[i].name}#{j}"] = value
         acc.add(t, readings, shares)
         if shares is not None and self._started:  # before the sample it applies to, for replay
             self._emit("on_shares", t, shares)
@@ -1317,3 +1355,16 @@ def _reason(exc: BaseException | None) -> str:
         return "failed"
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, IntensityUnavailable) else f"{type(exc).__name__}: {text}"
+
+
+def _device_shares(split: Any, size: int) -> list[float] | None:
+    """A source's ``process_shares`` answer if it is one share in [0, 1] per device, else None."""
+    if split is None or isinstance(split, (str, bytes)):
+        return None
+    try:
+        values = [float(v) for v in split]
+    except (TypeError, ValueError):
+        return None
+    if len(values) != size or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+        return None
+    return values

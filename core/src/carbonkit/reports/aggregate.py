@@ -28,8 +28,10 @@ the same time (a requeued job keeps its id, and its second attempt measured new 
 (``duplicate``) when all were; a partial overlap cannot be split (a report sums its devices), so
 it is left out and said so. Ranks that each measured their own GPU (``CUDA_VISIBLE_DEVICES``
 set per rank) therefore all count their GPU while the shared CPU is counted once. Components
-charged by the process tree's share (``attribution="process"``: CPU and DRAM) are never
-duplicates: each rank's share is its own. When part of a log is left out, its CO2eq is scaled
+charged by the process tree's share (``attribution="process"``: CPU and DRAM, and GPUs their
+source split between processes) are never duplicates: each rank's share is its own. Runs with
+``attribution="cgroup"`` charge their cgroup: two ranks of one job in one cgroup hold the same
+share, and are deduplicated like machine-level devices. When part of a log is left out, its CO2eq is scaled
 by the share of its energy that is counted (the intensity in force is the same for every
 component of one run; the split over time may differ slightly, and the note says so).
 
@@ -39,7 +41,7 @@ nothing, not even its duration.
 
 Runs without a job id are never merged. When two of them ran on one host at the same time and
 both counted a machine-level device, each holds the whole machine's energy for the overlap: a
-note says so (use ``attribution="process"`` or a ``job`` tag to avoid it).
+note says so (use ``attribution="process"`` or ``"cgroup"``, or a ``job`` tag, to avoid it).
 """
 
 from __future__ import annotations
@@ -311,7 +313,20 @@ def _devices(name: str, comp: Any) -> frozenset[str]:
 
 
 def _process_share(run: RunLog, component: str) -> bool:
-    return run.report.attribution == "process" and component in PROCESS_SHARED
+    """Whether ``run`` charged ``component`` by its own process tree's share (never a duplicate):
+    CPU and DRAM with ``attribution="process"``, and a GPU whose source split it between
+    processes (its ``info`` has a ``process share`` entry, shown in the component's details)."""
+    if run.report.attribution != "process":
+        return False
+    if component in PROCESS_SHARED:
+        return True
+    comp = run.report.components.get(component)
+    return any(": process share " in d or "; process share " in d for d in getattr(comp, "details", ()))
+
+
+def _own_cgroup(run: RunLog) -> bool:
+    """Whether ``run`` charged its own cgroup (a container or job), not the whole machine."""
+    return run.report.attribution == "cgroup"
 
 
 def _rank_key(run: RunLog) -> tuple[float, int, int, str]:
@@ -442,6 +457,8 @@ def _overlap_notes(runs: Sequence[RunLog], by_file: Mapping[str, Contribution]) 
             for other in active:
                 if run.job is not None and run.job == other.job:
                     continue
+                if _own_cgroup(run) and _own_cgroup(other):
+                    continue  # each charged its own container or job, not the machine
                 shared = sorted(
                     name
                     for name in by_file[run.file].components

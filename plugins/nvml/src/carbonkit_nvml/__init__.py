@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,6 +40,7 @@ from carbonkit import ConfigError, MeasurementError, Unavailable, hookimpl
 
 from ._processes import ProcessGpus
 from ._select import Gpu, list_gpus, select
+from ._shares import GpuShares
 
 if TYPE_CHECKING:
     from carbonkit import Config
@@ -112,6 +113,8 @@ class NvmlSource:
     nvml: ModuleType = field(repr=False)
     processes: ProcessGpus | None = field(default=None, repr=False)
     baseline_mj: Sequence[int] | None = field(default=None, repr=False)
+    attribution: str = field(default="machine", repr=False)
+    _shares: GpuShares | None = field(init=False, default=None, repr=False)
     max_power_w: float = field(init=False, default=DEFAULT_MAX_POWER_W)
     gpu_max_power_w: tuple[float, ...] = field(init=False, default=(), repr=False)
     _last_mj: list[int] = field(init=False, factory=list, repr=False)
@@ -161,6 +164,30 @@ class NvmlSource:
         if self.kind == "energy":
             return self._read_energy(counted)
         return self._read_power(counted)
+
+    @property
+    def info(self) -> dict[str, str]:
+        """How the figure is obtained (shown in the report's component details)."""
+        out: dict[str, str] = {}
+        if self.attribution != "machine":
+            out["process share"] = (
+                "nvmlDeviceGetProcessUtilization SM samples, else the memory of the running processes, "
+                "else an equal split among them"
+            )
+        return out
+
+    def process_shares(self, pids: Collection[int]) -> list[float | None]:
+        """Return each GPU's share taken by ``pids`` (the tracked processes) since the last call.
+
+        Called by the tracker right after :meth:`read` with ``attribution="process"`` or
+        ``"cgroup"``; see :mod:`carbonkit_nvml._shares` for the method and its fallbacks.
+        None for a GPU means NVML cannot say (the tracker then charges it whole).
+        """
+        if self._closed:
+            raise MeasurementError(f"{self.name} is closed")
+        if self._shares is None:
+            self._shares = GpuShares(nvml=self.nvml, gpus=self.gpus)
+        return self._shares.shares(pids)
 
     def close(self) -> None:
         """Release this source's NVML initialisation (once; later calls do nothing)."""
@@ -296,10 +323,12 @@ class NvmlSource:
             processes = ProcessGpus(nvml=nvml, root_pid=config.pid, gpus=[*energy, *power], clock=clock)
         sources: list[NvmlSource | Unavailable] = []
         try:
+            split = config.attribution
             if energy:
-                sources.append(cls(kind="energy", gpus=energy, nvml=nvml, processes=processes, baseline_mj=baseline))
+                sources.append(cls(kind="energy", gpus=energy, nvml=nvml, processes=processes, baseline_mj=baseline,
+                                   attribution=split))
             if power:
-                sources.append(cls(kind="power", gpus=power, nvml=nvml, processes=processes))
+                sources.append(cls(kind="power", gpus=power, nvml=nvml, processes=processes, attribution=split))
         except BaseException:
             for source in sources:
                 source.close()  # type: ignore[union-attr]
@@ -416,7 +445,9 @@ def job_gpus(config: Config, environ: Mapping[str, str], count: int) -> tuple[st
 def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
     """Read the process-filter option: ``config.options`` first, then the environment.
 
-    Unset, it follows the tracker's attribution: on with ``attribution="process"``.
+    Unset, it is off: with ``attribution="process"`` or ``"cgroup"`` each GPU is split by the
+    tracked processes' share of it (a GPU they never use is charged 0), and the machine figure
+    keeps every selected GPU's energy.
     """
     if PROCESS_GPUS_OPTION in config.options:
         value: Any = config.options[PROCESS_GPUS_OPTION]
@@ -425,8 +456,7 @@ def _process_gpus(config: Config, environ: Mapping[str, str]) -> bool:
         value = environ.get(PROCESS_GPUS_VARIABLE)
         where = PROCESS_GPUS_VARIABLE
     if value is None:
-        # attribution="process" means "charge this job only": then only its GPUs count.
-        return config.attribution == "process"
+        return False
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):

@@ -15,6 +15,9 @@ as ``torch.cuda`` (``_parse_visible_devices``, ``_transform_uuid_to_ordinals``) 
 CUDA numbers GPUs ``FASTEST_FIRST`` unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; NVML (and
 ``nvidia-smi``) number them by PCI bus id. Indices are read as NVML indices; they name the same
 GPUs as CUDA's when ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or when every GPU is the same model.
+
+In a Slurm job where ``CUDA_VISIBLE_DEVICES`` is unset (Slurm sets it for job steps with GPUs,
+but a script may unset it), ``SLURM_JOB_GPUS`` chooses: see :func:`_slurm`.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def select(
     raw = environ.get("CUDA_VISIBLE_DEVICES")
     if raw is None:
         notes = [f"gpu{i} cannot be read ({why}); it is not measured" for i, why in unreadable.items()]
+        slurm = environ.get("SLURM_JOB_GPUS")
+        if slurm is not None and slurm.strip():
+            return _slurm(gpus, unreadable, slurm, notes)
         return Selection(gpus=tuple(gpus), warnings=tuple(notes))
     if not raw.strip():
         return Selection(
@@ -106,6 +112,32 @@ def select(
             hint="unset CUDA_VISIBLE_DEVICES, or list the GPUs this process uses, to measure them",
         )
     return _Parser(gpus=gpus, unreadable=unreadable, nvml=nvml, environ=environ, raw=raw).run()
+
+
+def _slurm(gpus: Sequence[Gpu], unreadable: Mapping[int, str], raw: str, notes: list[str]) -> Selection:
+    """The GPUs of a Slurm allocation when ``CUDA_VISIBLE_DEVICES`` is unset: ``SLURM_JOB_GPUS``
+    lists the job's GPUs by their index on the node. Where the job's device cgroup hides the
+    others (``ConstrainDevices=yes``), NVML sees exactly that many GPUs: all of them are the job's.
+    Otherwise the indices are read as NVML indices (PCI bus order, as Slurm's ``AutoDetect=nvml``
+    numbers them)."""
+    ids: list[int] = []
+    for entry in raw.split(","):
+        entry = entry.strip()
+        if not entry.isdigit():
+            return Selection(gpus=tuple(gpus), warnings=(
+                *notes, f"SLURM_JOB_GPUS={raw!r} is not a list of GPU indices; every GPU is measured"))
+        ids.append(int(entry))
+    if len(gpus) + len(unreadable) == len(ids):
+        return Selection(gpus=tuple(gpus), warnings=tuple(notes))
+    by_index = {g.index: g for g in gpus}
+    chosen = tuple(by_index[i] for i in ids if i in by_index)
+    missing = [i for i in ids if i not in by_index]
+    if missing:
+        notes = [*notes, f"SLURM_JOB_GPUS={raw!r} names GPU indices {missing} that NVML cannot read; not measured"]
+    if not chosen:
+        return Selection(gpus=(), warnings=tuple(notes), reason=f"none of SLURM_JOB_GPUS={raw!r} is a readable GPU",
+                         hint="check that nvidia-smi lists the job's GPUs", warn=True)
+    return Selection(gpus=chosen, warnings=tuple(notes))
 
 
 class _Stop(Exception):

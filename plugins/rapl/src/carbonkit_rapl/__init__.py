@@ -694,7 +694,9 @@ def _permission_note(root: Path, exc: OSError, controls: Iterable[str]) -> Unava
             "(the kernel default since November 2020); no CPU or DRAM energy is measured"
         ),
         hint=(
-            f"Grant read access until the next reboot with: sudo chmod o+r {' '.join(patterns)} ; "
+            "Run once, as root: sudo carbonkit setup rapl ; it lets the group carbonkit-rapl read the "
+            "counters, across reboots and driver reloads (then: sudo usermod -aG carbonkit-rapl $USER). "
+            f"Or grant read access until the next reboot with: sudo chmod o+r {' '.join(patterns)} ; "
             "to keep it across reboots, add one systemd-tmpfiles line per pattern, "
             f"'z {patterns[0]} 0444 - - -' and the same for {', '.join(patterns[1:])}, "
             "or give a dedicated group read "
