@@ -382,6 +382,19 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return preexec
 
 
+def _own_process_group(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A ``preexec_fn`` that puts the command in a process group of its own (so that the whole
+    group can be paused), then runs ``then``. ``Popen`` returns once the command has been executed,
+    so the group exists before carbonkit signals it."""
+
+    def preexec() -> None:  # runs in the child between fork and exec: nothing that can block
+        os.setpgid(0, 0)
+        if then is not None:
+            then()
+
+    return preexec
+
+
 def _cannot_run(name: str) -> tuple[int, str] | None:
     """Why the command ``name`` cannot be run, as (exit status, reason); None when it looks runnable.
 
@@ -506,7 +519,7 @@ def _pause_setup(args: argparse.Namespace) -> tuple[Any, Any, float, float] | No
             raise ConfigError(f"{flags} only apply with --pause-resume")
         return None
     if not hasattr(os, "killpg") or not hasattr(os, "waitid"):
-        raise ConfigError("--pause-resume needs POSIX process groups and waitid (Linux, macOS)")
+        raise ConfigError("--pause-resume needs POSIX process groups and os.waitid (Linux)")
     if not args.deadline:
         raise ConfigError("--pause-resume needs --deadline TIME|DURATION: when the command must be done (e.g. 24h)")
     if args.expected_duration is None:
@@ -595,11 +608,11 @@ def _run_measured_with(
         tracker.stop()
         return status
     since = len(relay.received)
-    extra: dict[str, Any] = {} if pausing is None else {"process_group": 0}  # a group of its own, to pause whole
+    preexec = _parent_death_signal()
+    if pausing is not None:
+        preexec = _own_process_group(preexec)
     try:
-        proc = subprocess.Popen(  # noqa: PLW1509 (see _parent_death_signal's docstring)
-            command, preexec_fn=_parent_death_signal(), **extra
-        )
+        proc = subprocess.Popen(command, preexec_fn=preexec)  # noqa: PLW1509 (see _parent_death_signal's docstring)
     except OSError as exc:
         tracker.stop()
         sys.stderr.write(f"carbonkit: cannot run {command[0]!r}: {exc.strerror or exc}\n")

@@ -7,8 +7,11 @@ counted was measured; otherwise the paragraph says "measured and estimated", "si
 and names the components and the runs whose energy was estimated or simulated), where the
 carbon intensity came from (source, kind and data year, with the share of the energy each
 priced), the PUE and its source, runs that did not stop, and the carbonkit version that
-measured the runs. It depends only on the logs (and the car table shipped with carbonkit), so
-the same logs always give the same words.
+measured the runs; the other everyday equivalents registered through ``register_equivalents``
+that apply to the runs' zones (the US EPA figures for US zones, built in); and, when asked, the
+social cost of carbon (:mod:`carbonkit.reports.social_cost`). It depends only on the logs, the
+tables shipped with carbonkit and the installed plugins' equivalents, so the same logs always
+give the same words.
 
 Formats: ``text`` (plain), ``markdown`` (headline figures in bold), ``latex`` (special
 characters escaped, CO$_2$). In every format, text from the logs loses control characters and
