@@ -403,3 +403,90 @@ def test_deadline_parsing():
     assert parse_deadline("12h", now) == now + timedelta(hours=12)
     assert parse_deadline("2026-05-02T06:00:00+02:00", now) == datetime(2026, 5, 2, 4, tzinfo=timezone.utc)
     assert parse_deadline("2026-05-02T06:00:00Z", now) == datetime(2026, 5, 2, 6, tzinfo=timezone.utc)
+
+
+# -- the zone's providers: the GB stand-in ------------------------------------------------------
+
+
+def test_paused_on_the_providers_forecast_and_resumed_when_it_drops(tmp_path):
+    """Without --series the intensity is the zone's providers' forecast: the local stand-in of the
+    GB Carbon Intensity API (real response shapes) forecasts 400 g/kWh for the next three hours and
+    100 after, so the command is paused (threshold 200); once the stand-in says 100 for every slot,
+    the next look resumes it."""
+    from standins import StandIn
+
+    clean_from = [datetime.now(timezone.utc) + timedelta(hours=3)]
+
+    def curve(when: datetime) -> int:
+        return 400 if when < clean_from[0] else 100
+
+    with StandIn(gb_curve=curve) as standin:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
+        environment.update(CARBONKIT_GB_API_URL=f"{standin.url}/gb", CARBONKIT_LOCATION="GB", CARBONKIT_QUIET="1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--check-every", "0.2s",
+             "--deadline", "20h", "--expected-duration", "1h", "--threshold", "200", "--",
+             sys.executable, "-c", COMMAND],
+            env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+        out, err = Lines(proc.stdout), Lines(proc.stderr)
+        pid = None
+        try:
+            line = err.until("carbonkit: pausing the command (process group ")
+            assert "intensity 400.0 g/kWh is above the threshold 200.0" in line
+            pid = int(line.split("process group ")[1].split(")")[0])
+            assert wait_state(pid, {"T"}) == "T"
+            clean_from[0] = datetime.now(timezone.utc) - timedelta(hours=2)
+            line = err.until("carbonkit: resuming the command: ")
+            assert "intensity 100.0 g/kWh is at or below the threshold 200.0" in line
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.wait(timeout=TIMEOUT_S) == 0
+            data = report(out.rest())
+            assert data["pause_resume"]["intensity_from"] == "the intensity providers' forecast for GB"  # type: ignore[index]
+            assert float(data["paused_s"]) > 0  # type: ignore[arg-type]
+        finally:
+            if pid is not None:
+                try:
+                    os.killpg(pid, signal.SIGCONT)
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            proc.kill()
+            proc.wait(timeout=TIMEOUT_S)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                stream.close()
+
+
+def test_a_zone_without_a_forecast_runs_straight_through_and_says_why():
+    """SE-SE3 with no forecast installed here (only the yearly average table): nothing to pause
+    for; the command runs, and carbonkit says why, once. The command waits for its stdin to close,
+    which the test does once carbonkit has said so."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--check-every", "0.05s",
+         "--deadline", "2h", "--expected-duration", "1h", "--",
+         sys.executable, "-c", "import sys; sys.stdin.read(); print('ran')"],
+        env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    err, out = Lines(proc.stderr), Lines(proc.stdout)
+    try:
+        line = err.until("carbonkit: no forecast: ")
+        assert "no intensity forecast for zone 'SE-SE3'" in line
+        assert "the command runs while the intensity is unknown" in line
+        proc.stdin.close()
+        status = proc.wait(timeout=TIMEOUT_S)
+        lines = out.rest()
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT_S)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    assert status == 0, err.rest()
+    assert lines[0] == "ran\n"
+    assert sum("carbonkit: no forecast: " in line for line in err.rest()) == 1
+    data = json.loads(lines[-1])
+    assert data["pause_resume"]["pauses"] == 0 and data["paused_s"] == 0

@@ -145,11 +145,13 @@ class ProviderFeed:
 
     def __init__(self, zone: str | None, deadline: datetime, signal_name: str | None) -> None:
         from ._http import default_http_client
+        from .config import Config
 
-        self.zone = zone
+        config = Config.from_env(location=zone, signal=signal_name)  # a bad zone or signal is an error now
+        self.zone = config.location or zone
         self.deadline = deadline
         self.signal = signal_name
-        self.description = f"the intensity providers' forecast for {zone or 'the configured zone'}"
+        self.description = f"the intensity providers' forecast for {self.zone or 'WORLD'}"
         self._client = default_http_client()
         self._worker = Worker("carbonkit-pause-feed")
 
