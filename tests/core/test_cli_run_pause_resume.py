@@ -490,3 +490,20 @@ def test_a_zone_without_a_forecast_runs_straight_through_and_says_why():
     assert sum("carbonkit: no forecast: " in line for line in err.rest()) == 1
     data = json.loads(lines[-1])
     assert data["pause_resume"]["pauses"] == 0 and data["paused_s"] == 0
+
+
+def test_a_deadline_without_slack_is_said_and_the_command_is_never_paused(tmp_path):
+    """Expected to run longer than the time left: carbonkit says so and never pauses, dirty or not."""
+    series = tmp_path / "series.csv"
+    dirty_for_an_hour(series)
+    proc = subprocess.run(
+        [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--series", str(series),
+         "--check-every", "0.05s", "--deadline", "1h", "--expected-duration", "2h", "--threshold", "100", "--",
+         sys.executable, "-c", "print('ran')"],
+        env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "leaves no time to pause a command expected to run 7200 s: it runs straight through" in proc.stderr
+    assert "pausing" not in proc.stderr
+    data = json.loads(proc.stdout.splitlines()[-1])
+    assert data["pause_resume"]["pauses"] == 0 and data["paused_s"] == 0

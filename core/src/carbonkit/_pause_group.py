@@ -310,6 +310,14 @@ def run_with_pauses(
         decisions.clear()
         _say(f"resuming the command: {reason}")
 
+    left = (policy.deadline - datetime.now(timezone.utc)).total_seconds()
+    if left <= expected_s:
+        message = (
+            f"the deadline ({policy.deadline.isoformat()}) leaves no time to pause a command expected to run "
+            f"{expected_s:.0f} s: it runs straight through"
+        )
+        notes.append(message)
+        _say(message)
     try:
         while not watch.exited.is_set():
             if relay.ending() is not None or group.disabled:
