@@ -507,3 +507,23 @@ def test_a_deadline_without_slack_is_said_and_the_command_is_never_paused(tmp_pa
     assert "pausing" not in proc.stderr
     data = json.loads(proc.stdout.splitlines()[-1])
     assert data["pause_resume"]["pauses"] == 0 and data["paused_s"] == 0
+
+
+def test_a_terminal_on_stdin_is_warned_about(tmp_path):
+    """The command runs in a background process group: a terminal on standard input is named as a
+    risk (reading from it would stop the command)."""
+    series = tmp_path / "series.csv"
+    write_series(series, None)
+    primary, secondary = os.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "carbonkit", "run", "--pause-resume", "--series", str(series),
+             "--deadline", "2h", "--expected-duration", "1h", "--", sys.executable, "-c", "pass"],
+            env=env(), stdin=secondary, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+            start_new_session=True,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert proc.returncode == 0, proc.stderr
+    assert "standard input is a terminal, but the command runs in a process group of its own" in proc.stderr

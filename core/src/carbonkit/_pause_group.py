@@ -252,6 +252,13 @@ class _ExitWatch:
         self._wake()
 
 
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False
+
+
 def _say(message: str) -> None:
     from ._redact import redact_text
     from ._text import printable
@@ -304,12 +311,17 @@ def run_with_pauses(
         paused_total += clock() - started
         tracker.end_pause(
             token,
-            PauseOutcome(paused_s=clock() - started, sleeps=len(decisions), cancelled=group.disabled,
-                         decisions=decisions),
+            PauseOutcome(paused_s=clock() - started, sleeps=sum(1 for d in decisions if d.pause),
+                         cancelled=group.disabled, decisions=decisions),
         )
         decisions.clear()
         _say(f"resuming the command: {reason}")
 
+    if _stdin_is_a_terminal():
+        _say(
+            "standard input is a terminal, but the command runs in a process group of its own: reading from "
+            "the terminal would stop it (SIGTTIN); give it its input from a file or a pipe"
+        )
     left = (policy.deadline - datetime.now(timezone.utc)).total_seconds()
     if left <= expected_s:
         message = (
