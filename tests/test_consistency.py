@@ -29,10 +29,10 @@ def signature(name: str) -> str:
     return name + str(inspect.signature(getattr(carbonkit.hookspecs, name))).replace("'", "")
 
 
-def test_there_are_five_hooks():
+def test_there_are_six_hooks():
     """The hook set is the documented one."""
     assert HOOKS == [
-        "register_intensity_providers", "register_power_sources", "register_predictors",
+        "register_equivalents", "register_intensity_providers", "register_power_sources", "register_predictors",
         "register_reporters", "resolve_location",
     ]
 

@@ -125,21 +125,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_statement(args: argparse.Namespace) -> int:
-    from .reports.statement import statement
+    from .reports.statement import applicable_equivalents, installed_equivalents, statement
 
     agg = _aggregate(args)
-    text = statement(agg, args.format, subject=args.subject)
+    equivalents = installed_equivalents()
+    text = statement(agg, args.format, subject=args.subject, equivalents=equivalents, social_cost=args.social_cost)
     if args.json:
         data = agg.to_dict()
-        _print_json(
-            {
-                "format": args.format,
-                "statement": text,
-                "total": data["total"],
-                "notes": data["notes"],
-                "skipped": data["skipped"],
-            }
-        )
+        grams = agg.total.co2eq_g
+        out: dict[str, Any] = {
+            "format": args.format,
+            "statement": text,
+            "total": data["total"],
+            "equivalents": [
+                {**e.to_dict(), "amount": e.amount(grams)} for e in applicable_equivalents(agg, equivalents)
+            ],
+            "notes": data["notes"],
+            "skipped": data["skipped"],
+        }
+        if args.social_cost:
+            from .reports.social_cost import EPA_2023_SC_CO2
+
+            out["social_cost"] = {**EPA_2023_SC_CO2.to_dict(), "cost": EPA_2023_SC_CO2.cost(grams)}
+        _print_json(out)
     else:
         sys.stdout.write(text + "\n")
     return _status(agg)
@@ -309,6 +317,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument("--subject", default="The experiments reported here", help="how the paragraph names the work")
     s.add_argument("--json", action="store_true", help="print one JSON object (statement and totals), last on stdout")
+    s.add_argument(
+        "--social-cost", action="store_true",
+        help="also give the social cost of carbon of the emissions (US EPA 2023: 190 USD of 2020 per t CO2)",
+    )
     _add_car(s)
     s.set_defaults(func=_cmd_statement)
 

@@ -235,6 +235,8 @@ class _SignalRelay:
     def __init__(self) -> None:
         self.received: list[int] = []
         self._pid: int | None = None
+        self._group: int | None = None  # the command's own process group (--pause-resume)
+        self._on_ending: Callable[[], None] | None = None
         self._previous: dict[int, Any] = {}
         self._previous_wakeup_fd = -1
         self._wake: tuple[socket.socket, socket.socket] | None = None
@@ -270,6 +272,8 @@ class _SignalRelay:
         second Ctrl-C, must change neither the status nor print a traceback. (Python puts the
         default actions back while it shuts down, so a handler alone would not cover that.)"""
         self._pid = None
+        self._group = None
+        self._on_ending = None
         for signum, handler in self._previous.items():
             signal.signal(signum, signal.SIG_IGN if exiting else handler)
         self._previous.clear()
@@ -282,8 +286,18 @@ class _SignalRelay:
     def _handle(self, signum: int, frame: Any) -> None:
         self.received.append(signum)
         pid = self._pid
-        if pid is not None and not (signum in self._keyboard and _keyboard_reached(pid)):
+        if pid is not None and self._group is not None and signum in self._keyboard:
+            # In a group of its own the command is out of the terminal's reach: Ctrl-C and Ctrl-\
+            # go to its whole group, as the terminal would have sent them.
+            try:
+                os.killpg(self._group, signum)
+            except OSError:
+                pass
+        elif pid is not None and not (signum in self._keyboard and _keyboard_reached(pid)):
             self._send(pid, signum)
+        on_ending = self._on_ending
+        if pid is not None and on_ending is not None and signum in self._ending:
+            on_ending()  # a paused command is continued, after the signal was sent, and stays so
 
     @staticmethod
     def _send(pid: int, signum: int) -> None:
@@ -319,9 +333,28 @@ class _SignalRelay:
                 self._send(pid, signum)
         return [s for s in self.received if s not in self._ending]
 
+    def attach_group(self, pgid: int, on_ending: Callable[[], None]) -> None:
+        """The command leads its own process group ``pgid``: keyboard signals go to the whole group,
+        and ``on_ending()`` is called (in the handler, after the signal was passed on) for each
+        ending signal."""
+        self._group = pgid
+        self._on_ending = on_ending
+
+    def wake(self) -> None:
+        """Cut a :meth:`sleep` short from another thread."""
+        wake = self._wake
+        if wake is None:
+            return
+        try:
+            wake[1].send(b"\0")
+        except OSError:
+            pass  # the buffer is full (a wake-up is pending anyway) or the relay is closed
+
     def detach(self) -> None:
         """Stop passing signals on (the command has exited; its pid may soon be reused)."""
         self._pid = None
+        self._group = None
+        self._on_ending = None
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -345,6 +378,19 @@ def _parent_death_signal() -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:
             os._exit(128 + int(signal.SIGTERM))  # carbonkit died before the request took effect
+
+    return preexec
+
+
+def _own_process_group(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A ``preexec_fn`` that puts the command in a process group of its own (so that the whole
+    group can be paused), then runs ``then``. ``Popen`` returns once the command has been executed,
+    so the group exists before carbonkit signals it."""
+
+    def preexec() -> None:  # runs in the child between fork and exec: nothing that can block
+        os.setpgid(0, 0)
+        if then is not None:
+            then()
 
     return preexec
 
@@ -461,13 +507,74 @@ def _cancelled(relay: _SignalRelay, when: str) -> int | None:
     return 128 + signum
 
 
+def _pause_setup(args: argparse.Namespace) -> tuple[Any, Any, float, float] | None:
+    """For ``--pause-resume``: the policy, the intensity feed, the expected duration and the check
+    interval, checked before anything runs (None without ``--pause-resume``)."""
+    from datetime import datetime, timezone
+
+    given = [name for name in ("deadline", "threshold", "series", "check_every") if getattr(args, name, None)]
+    if not getattr(args, "pause_resume", False):
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"{flags} only apply with --pause-resume")
+        return None
+    if not hasattr(os, "killpg") or not hasattr(os, "waitid"):
+        raise ConfigError("--pause-resume needs POSIX process groups and os.waitid (Linux)")
+    if not args.deadline:
+        raise ConfigError("--pause-resume needs --deadline TIME|DURATION: when the command must be done (e.g. 24h)")
+    if args.expected_duration is None:
+        raise ConfigError(
+            "--pause-resume needs --expected-duration DURATION: how long the command runs when not paused "
+            "(to know how late it may resume and still meet the deadline)"
+        )
+    from ._pause_group import (
+        DEFAULT_CHECK_S,
+        MIN_CHECK_S,
+        ProviderFeed,
+        SeriesFileFeed,
+        parse_deadline,
+        parse_threshold,
+    )
+    from .scheduling import PausePolicy, parse_duration
+
+    expected = parse_duration(args.expected_duration, what="--expected-duration")
+    if expected <= 0:
+        raise ConfigError(f"--expected-duration must be > 0, got {args.expected_duration!r}")
+    check = DEFAULT_CHECK_S
+    if args.check_every:
+        check = parse_duration(args.check_every, what="--check-every")
+        if check < MIN_CHECK_S:
+            raise ConfigError(f"--check-every must be at least {MIN_CHECK_S:g} s, got {args.check_every!r}")
+    deadline = parse_deadline(args.deadline, datetime.now(timezone.utc))
+    policy = PausePolicy(
+        threshold=parse_threshold(args.threshold or "plan"), deadline=deadline, max_sleep_s=max(check, 1.0)
+    )
+    feed: Any = (
+        SeriesFileFeed(args.series) if args.series
+        else ProviderFeed(args.location, deadline, getattr(args, "signal", None))
+    )
+    return policy, feed, expected, check
+
+
 def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRelay) -> int:
+    pausing = _pause_setup(args)
+    try:
+        return _run_measured_with(args, command, relay, pausing)
+    finally:
+        close = getattr(pausing[1], "close", None) if pausing else None
+        if close is not None:
+            close()
+
+
+def _run_measured_with(
+    args: argparse.Namespace, command: list[str], relay: _SignalRelay, pausing: tuple[Any, Any, float, float] | None
+) -> int:
     if args.start_within:
         from .scheduling import NoForecastError, plan_start_within, wait_for_best_start
 
         try:
             plan = plan_start_within(
-                args.start_within, args.expected_duration, args.location, signal=getattr(args, "signal", None)
+                args.start_within, args.expected_duration or "1h", args.location, signal=getattr(args, "signal", None)
             )
         except NoForecastError as exc:
             from ._redact import redact_text
@@ -501,22 +608,48 @@ def _run_measured(args: argparse.Namespace, command: list[str], relay: _SignalRe
         tracker.stop()
         return status
     since = len(relay.received)
+    preexec = _parent_death_signal()
+    if pausing is not None:
+        preexec = _own_process_group(preexec)
     try:
-        proc = subprocess.Popen(command, preexec_fn=_parent_death_signal())  # noqa: PLW1509 (see its docstring)
+        proc = subprocess.Popen(command, preexec_fn=preexec)  # noqa: PLW1509 (see _parent_death_signal's docstring)
     except OSError as exc:
         tracker.stop()
         sys.stderr.write(f"carbonkit: cannot run {command[0]!r}: {exc.strerror or exc}\n")
         return EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_NOT_EXECUTABLE
     for signum in relay.attach(proc.pid, since):
         sys.stderr.write(f"carbonkit: {_signal_name(signum)} came before the command started; not passed on\n")
+    summary: dict[str, Any] | None = None
+    if pausing is not None:
+        from ._pause_group import run_with_pauses
+
+        policy, feed, expected, check = pausing
+        summary = run_with_pauses(
+            proc, relay=relay, tracker=tracker, policy=policy, feed=feed, expected_s=expected, check_s=check
+        )
     status = exit_status(_wait_for_exit(proc, relay))
     report = tracker.stop()
+    if summary is not None:
+        _say_paused(summary, report)
     if args.json:
         data = report.to_dict()
         data["exit_code"] = status
         data["command"] = command
+        if summary is not None:
+            data["pause_resume"] = summary
         _print_report_line(data)
     return status
+
+
+def _say_paused(summary: dict[str, Any], report: Any) -> None:
+    """One line on stderr: how long the command was paused and how long it ran."""
+    paused = float(report.paused_s)
+    ran = max(float(report.duration_s) - paused, 0.0)
+    sys.stderr.write(
+        f"carbonkit: paused {summary['pauses']} time(s), {paused:.1f} s in all; "
+        f"ran {ran:.1f} s (deadline {summary['deadline']})\n"
+    )
+    sys.stderr.flush()
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -538,7 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a command: carbonkit run [options] -- CMD ARGS...",
         usage=(
             "carbonkit run [--location Z] [--signal S] [--pue X] [--interval S] [--log-dir D] [--tag K=V] [--json] "
-            "[--start-within DURATION [--expected-duration DURATION]] -- CMD ARGS..."
+            "[--start-within DURATION] [--expected-duration DURATION] "
+            "[--pause-resume --deadline TIME|DURATION [--threshold T] [--series FILE] [--check-every DURATION]] "
+            "-- CMD ARGS..."
         ),
     )
     r.add_argument("--location", help="zone code such as DK-DK2, GB, SE-SE3 (default: CARBONKIT_LOCATION)")
@@ -560,8 +695,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--expected-duration",
         metavar="DURATION",
-        default="1h",
-        help="how long the command is expected to run, for --start-within (default 1h)",
+        help="how long the command runs when not paused: for --start-within (default 1h) and --pause-resume",
+    )
+    r.add_argument(
+        "--pause-resume",
+        action="store_true",
+        help="pause the command's process group (SIGSTOP) while the intensity is high; needs --deadline "
+        "and --expected-duration (see docs/pause-resume.md)",
+    )
+    r.add_argument(
+        "--deadline", metavar="TIME|DURATION",
+        help="with --pause-resume: when the command must be done (ISO time with offset, or e.g. 24h from now)",
+    )
+    r.add_argument(
+        "--threshold", metavar="G_PER_KWH|pNN|plan",
+        help="with --pause-resume: run while the intensity is at or below g/kWh, or a percentile of the "
+        "forecast up to the deadline (p25), or follow the Pause and Resume plan of the remaining work "
+        "(plan, the default)",
+    )
+    r.add_argument(
+        "--series", metavar="FILE",
+        help="with --pause-resume: take the intensity from this CSV of time,g_per_kwh (re-read when it changes) "
+        "instead of the zone's providers",
+    )
+    r.add_argument(
+        "--check-every", metavar="DURATION",
+        help="with --pause-resume: look at the intensity this often (default 5m)",
     )
     r.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     r.set_defaults(func=_cmd_run)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import httpx
 
     from .config import Config
+    from .equivalents import Equivalent
     from .protocols import IntensityProvider, PowerSource, Predictor, Reporter
     from .records import ResolvedLocation, Unavailable
 
@@ -112,6 +113,22 @@ def register_reporters(config: Config) -> list[Reporter | Unavailable]:  # type:
     :param config: The tracker configuration.
     :returns: Objects satisfying :class:`~carbonkit.protocols.Reporter`
         (subclass :class:`~carbonkit.ReporterBase`).
+    """
+
+
+@hookspec
+def register_equivalents(config: Config) -> list[Equivalent]:  # type: ignore[empty-body]
+    """Return everyday equivalents of CO2eq (km driven, smartphones charged...) for statements.
+
+    Called by ``carbonkit statement`` (and :func:`carbonkit.reports.statement.statement`), which
+    gives, for the runs' zones, every equivalent that applies to all of them. Built in: the
+    European Environment Agency's average new EU car (any zone) and the US EPA Greenhouse Gas
+    Equivalencies (US zones). Every figure must say where it comes from: its ``source`` (with the
+    figure as published) and ``year``.
+
+    :param config: The configuration (``config.location`` is the zone, when one is set).
+    :returns: :class:`~carbonkit.equivalents.Equivalent` objects, with names unique across
+        plugins; ``zones`` names the zone codes each applies to (empty: any zone).
     """
 
 

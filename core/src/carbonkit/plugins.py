@@ -49,6 +49,7 @@ __all__ = [
     "Offers",
     "PluginInfo",
     "SkippedPlugin",
+    "collect_equivalents",
     "collect_intensity_providers",
     "collect_power_sources",
     "collect_predictors",
@@ -70,6 +71,7 @@ DEFAULT_PLUGINS = (
     "carbonkit.default_plugins.adaptive_predictor",
     "carbonkit.default_plugins.console_reporter",
     "carbonkit.default_plugins.runlog_reporter",
+    "carbonkit.default_plugins.equivalents",
 )
 #: Longest an entry point's import may take before the plugin is dropped.
 IMPORT_DEADLINE_S = 3.0
@@ -448,6 +450,13 @@ def collect_predictors(pm: pluggy.PluginManager, config: Config, *, strict: bool
 def collect_reporters(pm: pluggy.PluginManager, config: Config, *, strict: bool = False) -> Offers:
     """Return every reporter, checked against :class:`Reporter`."""
     return _collect(pm, "register_reporters", Reporter, None, strict, config=config)
+
+
+def collect_equivalents(pm: pluggy.PluginManager, config: Config, *, strict: bool = False) -> Offers:
+    """Return every everyday equivalent, checked to be an :class:`~carbonkit.equivalents.Equivalent`."""
+    from .equivalents import Equivalent
+
+    return _collect(pm, "register_equivalents", Equivalent, None, strict, config=config)
 
 
 def resolve_location(

@@ -566,6 +566,21 @@ class Tracker:
             raise KeyboardInterrupt
         return outcome
 
+    def begin_pause(self) -> float:
+        """Note that the work measured has just been paused from outside (``carbonkit run
+        --pause-resume`` stopping its command); return a token for :meth:`end_pause`."""
+        return self._clock() - self._t0
+
+    def end_pause(self, token: float, outcome: Any) -> None:
+        """Record the pause begun at ``token`` (from :meth:`begin_pause`) as ending now: it goes into
+        the report's ``paused_s`` and the run log's ``pause`` lines, and it is not training time.
+
+        :param outcome: A :class:`carbonkit.scheduling.PauseOutcome` with the decisions taken.
+        """
+        end_t = self._clock() - self._t0
+        self._pauses.append((token, end_t))
+        self._post("pause", (token, end_t, outcome))
+
     def add_units(self, n: float = 1) -> None:
         """Count ``n`` functional units produced (samples, tokens...), for SCI."""
         if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 0:

@@ -7,8 +7,11 @@ counted was measured; otherwise the paragraph says "measured and estimated", "si
 and names the components and the runs whose energy was estimated or simulated), where the
 carbon intensity came from (source, kind and data year, with the share of the energy each
 priced), the PUE and its source, runs that did not stop, and the carbonkit version that
-measured the runs. It depends only on the logs (and the car table shipped with carbonkit), so
-the same logs always give the same words.
+measured the runs; the other everyday equivalents registered through ``register_equivalents``
+that apply to the runs' zones (the US EPA figures for US zones, built in); and, when asked, the
+social cost of carbon (:mod:`carbonkit.reports.social_cost`). It depends only on the logs, the
+tables shipped with carbonkit and the installed plugins' equivalents, so the same logs always
+give the same words.
 
 Formats: ``text`` (plain), ``markdown`` (headline figures in bold), ``latex`` (special
 characters escaped, CO$_2$). In every format, text from the logs loses control characters and
@@ -19,7 +22,7 @@ escape sequences (:func:`carbonkit._text.printable`) and secret-looking values
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._redact import redact_text
 from .._text import printable
@@ -27,7 +30,10 @@ from ..records import METHODS
 from ._format import fmt_sig, plural
 from .aggregate import Aggregate
 
-__all__ = ["FORMATS", "statement"]
+if TYPE_CHECKING:
+    from ..equivalents import Equivalent
+
+__all__ = ["FORMATS", "applicable_equivalents", "installed_equivalents", "statement"]
 
 FORMATS = ("text", "markdown", "latex")
 
@@ -258,12 +264,71 @@ def _car_sentence(agg: Aggregate, s: _Style) -> str:
         f"{_distance(t.car_km)} ({factor}; {where})."
     )
 
-def statement(agg: Aggregate, fmt: str = "text", *, subject: str = "The experiments reported here") -> str:
+def installed_equivalents() -> list[Equivalent]:
+    """Every equivalent the installed plugins register (``register_equivalents``), built-in ones included."""
+    from ..config import Config
+    from ..plugins import collect_equivalents, make_plugin_manager
+
+    return list(collect_equivalents(make_plugin_manager(), Config.from_env()).objects)
+
+
+def applicable_equivalents(agg: Aggregate, equivalents: Sequence[Equivalent]) -> list[Equivalent]:
+    """The equivalents that apply to the zones of every run counted, but the EEA car (which the
+    statement gives from the logs' own factor)."""
+    from ..equivalents import equivalents_for
+
+    zones = [run.report.location for run, c in zip(agg.runs, agg.contributions) if c.counted != "none"]
+    if not zones:
+        return []
+    return [e for e in equivalents_for(zones, equivalents) if e.name != "eea_new_car"]
+
+
+def _equivalents_sentence(agg: Aggregate, s: _Style, equivalents: Sequence[Equivalent]) -> str:
+    grams = agg.total.co2eq_g
+    chosen = applicable_equivalents(agg, equivalents)
+    if grams <= 0 or not chosen:
+        return ""
+    parts = []
+    for e in chosen:
+        year = f", data year {e.year}" if e.year is not None else ""
+        url = f", {s.url(e.url)}" if e.url else ""
+        parts.append(
+            f"{fmt_sig(e.amount(grams), 3)} {s.esc(e.label)} ({fmt_sig(e.g_per_unit, 4)} g{s.co2}eq per "
+            f"{s.esc(e.unit)}; {s.esc(e.source)}{year}{url})"
+        )
+    return f"It is also about as much {s.co2}eq as {_join(parts, 'or')}."
+
+
+def _social_cost_sentence(agg: Aggregate, s: _Style) -> str:
+    from .social_cost import EPA_2023_SC_CO2 as scc
+
+    cost = scc.cost(agg.total.co2eq_g)
+    return (
+        f"At a social cost of carbon of {fmt_sig(scc.usd_per_t, 4)} US dollars ({scc.dollar_year} dollars) per "
+        f"metric ton of {s.co2} emitted in {scc.emission_year} ({s.esc(scc.source)}, {s.esc(scc.discount_rate)}; "
+        f"a global estimate, not specific to a country, {s.url(scc.url)}), applied to the {s.co2}eq, these "
+        f"emissions stand for about {fmt_sig(cost, 3)} US dollars of climate damages."
+    )
+
+
+def statement(
+    agg: Aggregate,
+    fmt: str = "text",
+    *,
+    subject: str = "The experiments reported here",
+    equivalents: Sequence[Equivalent] | None = None,
+    social_cost: bool = False,
+) -> str:
     """Write the carbon impact statement for the runs of ``agg``.
 
     :param agg: From :func:`~carbonkit.reports.aggregate.aggregate`.
     :param fmt: ``text``, ``markdown`` or ``latex``.
     :param subject: How the paragraph names the work.
+    :param equivalents: The everyday equivalents to choose from (default: those the installed
+        plugins register, :func:`installed_equivalents`); those applying to the zones of every
+        run counted are given, besides the EEA car.
+    :param social_cost: Also give the social cost of carbon of the emissions
+        (:data:`~carbonkit.reports.social_cost.EPA_2023_SC_CO2`).
     :raises ConfigError: for an unknown format.
     """
     s = _Style(fmt)
@@ -286,6 +351,11 @@ def statement(agg: Aggregate, fmt: str = "text", *, subject: str = "The experime
     car = _car_sentence(agg, s)
     if car:
         sentences.append(car)
+    others = _equivalents_sentence(agg, s, installed_equivalents() if equivalents is None else equivalents)
+    if others:
+        sentences.append(others)
+    if social_cost:
+        sentences.append(_social_cost_sentence(agg, s))
     methods = _methods(agg, s)
     if methods:
         sentences.append(methods)
