@@ -105,6 +105,14 @@ def test_import_is_light():
 
 def test_no_machine_paths_in_docs():
     """The docs and README speak of the project alone: no path of the machine they were written on."""
-    here = str(ROOT.parent) + "/"
+    import tempfile
+
+    # The checkout's own folder, and the folder it sits in unless that is a system folder whose
+    # name the docs may rightly use (a clone in /tmp: the docs name /tmp as a default).
+    here = [str(ROOT) + "/"]
+    if str(ROOT.parent) not in ("/", "/tmp", "/var/tmp", tempfile.gettempdir()):
+        here.append(str(ROOT.parent) + "/")
     for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "plugins").glob("*/README.md")]:
-        assert here not in path.read_text(), path
+        text = path.read_text()
+        for prefix in here:
+            assert prefix not in text, (path, prefix)
