@@ -41,6 +41,7 @@ from attrs import define, field, frozen
 
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable
 from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
 
 if TYPE_CHECKING:
     import httpx
@@ -215,25 +216,11 @@ def series_period_s(entries: Sequence[Entry]) -> float | None:
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"Electricity Maps base URL must start with http:// or https:// (e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("Electricity Maps base URL", DEFAULT_BASE_URL)
 
 
 def _check_token(instance: Any, attribute: Any, value: str) -> None:
@@ -248,10 +235,6 @@ def _check_factor_type(instance: Any, attribute: Any, value: str) -> None:
         raise ConfigError(
             f"emission_factor_type must be one of {', '.join(map(repr, EMISSION_FACTOR_TYPES))}, got {value!r}"
         )
-
-
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -291,9 +274,9 @@ class ElectricityMapsProvider:
 
     client: httpx.Client = field(repr=False)
     token: str = field(repr=False, validator=_check_token)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
     emission_factor_type: str = field(default="lifecycle", validator=_check_factor_type)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
     _backoff: Backoff = field(factory=Backoff, init=False, repr=False)
@@ -334,7 +317,7 @@ class ElectricityMapsProvider:
             tier), or no value overlaps the window.
         """
         zone = self._zone(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         payload = self._get("forecast", {"zone": zone}, zone)
@@ -355,7 +338,7 @@ class ElectricityMapsProvider:
         :raises IntensityUnavailable: a request failed, or the window is over 370 days.
         """
         zone = self._zone(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         if end - start > MAX_HISTORY:
@@ -364,7 +347,7 @@ class ElectricityMapsProvider:
                 f"{MAX_HISTORY.days} days asked at most in one call",
                 zone,
             )
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         if start >= now - HISTORY_SPAN:
             payload = self._get("history", {"zone": zone}, zone)
             return self._series(payload, "history", zone, "history", "live", start, end)
@@ -466,7 +449,7 @@ class ElectricityMapsProvider:
                 zone=zone,
                 what=what,
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=self.max_bytes,
                 deadline_s=self.deadline_s,
             )

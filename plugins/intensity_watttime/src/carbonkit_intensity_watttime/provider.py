@@ -52,6 +52,7 @@ from carbonkit.http import (
     get_json,
     register_secret,
 )
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
 
 from .regions import REGIONS_BY_ZONE, Region
 
@@ -221,29 +222,11 @@ def parse_series(payload: Any, *, expect_region: str | None = None) -> MoerSerie
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"WattTime base URL must start with http:// or https:// (e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("WattTime base URL", DEFAULT_BASE_URL)
 
 
 def _check_secret(instance: Any, attribute: Any, value: str) -> None:
@@ -315,11 +298,11 @@ class WattTimeProvider:
     client: httpx.Client = field(repr=False)
     username: str = field(validator=_check_secret)
     password: str = field(repr=False, validator=_check_secret)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
     region: str | None = field(default=None, validator=_check_region)
     coordinates: tuple[float, float] | None = field(default=None, validator=_check_coordinates)
     extra_zones: frozenset[str] = field(default=frozenset(), converter=frozenset)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
@@ -359,7 +342,7 @@ class WattTimeProvider:
         series = self._series("/v3/forecast", {"horizon_hours": "1"}, zone, region.code)
         if not series.points:
             raise self._fail(f"WattTime /v3/forecast: no points for {region.code}", zone)
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         started = [p for p in series.points if p.time <= now]
         point = started[-1] if started else series.points[0]
         return self._sample(point, series, zone, region, "/v3/forecast real-time point", "live")
@@ -370,10 +353,10 @@ class WattTimeProvider:
         :raises IntensityUnavailable: as :meth:`current`, or no point overlaps the window.
         """
         zone, region = self._region(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         hours = max(1, min(MAX_HORIZON_H, math.ceil((end - now).total_seconds() / 3600)))
         series = self._series("/v3/forecast", {"horizon_hours": str(hours)}, zone, region.code)
         samples = self._window(series, zone, region, "/v3/forecast", "forecast", start, end)
@@ -390,7 +373,7 @@ class WattTimeProvider:
         :raises IntensityUnavailable: as :meth:`current`, or the window is over 370 days.
         """
         zone, region = self._region(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         if end - start > MAX_HISTORY:
@@ -523,7 +506,7 @@ class WattTimeProvider:
                 provider=self.name,
                 what="WattTime /login",
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=min(self.max_bytes, 64 * 1024),
                 deadline_s=self.deadline_s,
             )
@@ -574,7 +557,7 @@ class WattTimeProvider:
             zone=zone,
             what=f"WattTime {path}",
             backoff=self._backoff,
-            now=_aware(self.now(), "now()"),
+            now=aware_utc(self.now(), "now()"),
             max_bytes=self.max_bytes,
             deadline_s=self.deadline_s,
         )

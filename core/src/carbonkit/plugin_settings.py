@@ -1,0 +1,88 @@
+"""Small pieces every intensity plugin needs: its settings, its base URL and its clock.
+
+- :func:`text_setting` reads one setting from ``config.options`` (``"<plugin>.<key>"``) or, when
+  the option is unset or blank, from a ``CARBONKIT_*`` variable.
+- :func:`strip_text` and :func:`strip_slash` are attrs converters that leave non-strings alone
+  (the validator then names the bad value).
+- :func:`base_url_validator` builds the attrs validator of a ``base_url`` field: it must start
+  with ``http://`` or ``https://``.
+- :func:`utc_now`, :func:`aware_utc` and :func:`floor_hour` handle the provider's clock: the
+  default ``now``, the check that a datetime given to a provider is timezone-aware, and the
+  start of its hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import Config
+from .errors import ConfigError
+
+__all__ = [
+    "aware_utc",
+    "base_url_validator",
+    "floor_hour",
+    "strip_slash",
+    "strip_text",
+    "text_setting",
+    "utc_now",
+]
+
+def text_setting(config: Config, plugin: str, key: str, variable: str, environ: Mapping[str, str]) -> str | None:
+    """The option ``"{plugin}.{key}"``, else the variable ``variable``, stripped; None when both are unset or blank.
+
+    :raises ConfigError: the option is set to something other than a string
+        (``option {plugin}.{key} must be a string``).
+    """
+    value = config.options.get(f"{plugin}.{key}")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = environ.get(variable, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"option {plugin}.{key} must be a string")
+    return value.strip() or None
+
+
+def strip_text(value: str) -> str:
+    """``value.strip()`` for a string; anything else unchanged (an attrs converter)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def strip_slash(value: str) -> str:
+    """``value.rstrip("/")`` for a string; anything else unchanged (an attrs converter)."""
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+def base_url_validator(what: str, example: str) -> Callable[[Any, Any, str], None]:
+    """An attrs validator accepting a string that starts with ``http://`` or ``https://``.
+
+    The :class:`ConfigError` it raises reads
+    ``"{what} must start with http:// or https:// (e.g. {example!r}), got {value!r}"``.
+    """
+
+    def check_base_url(instance: Any, attribute: Any, value: str) -> None:
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{what} must start with http:// or https:// (e.g. {example!r}), got {value!r}")
+
+    return check_base_url
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def aware_utc(value: datetime, what: str) -> datetime:
+    """``value`` in UTC.
+
+    :raises ValueError: ``value`` is not a timezone-aware datetime (the message names ``what``).
+    """
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
+    return value.astimezone(timezone.utc)
+
+
+def floor_hour(t: datetime) -> datetime:
+    """The start of the hour ``t`` lies in."""
+    return t.replace(minute=0, second=0, microsecond=0)
