@@ -8,7 +8,7 @@
   with ``http://`` or ``https://``.
 - :func:`utc_now`, :func:`aware_utc` and :func:`floor_hour` handle the provider's clock: the
   default ``now``, the check that a datetime given to a provider is timezone-aware, and the
-  start of its hour.
+  start of its hour; :func:`parse_utc_time` reads an ISO 8601 time of an API as aware UTC.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "aware_utc",
     "base_url_validator",
     "floor_hour",
+    "parse_utc_time",
     "strip_slash",
     "strip_text",
     "text_setting",
@@ -86,3 +87,23 @@ def aware_utc(value: datetime, what: str) -> datetime:
 def floor_hour(t: datetime) -> datetime:
     """The start of the hour ``t`` lies in."""
     return t.replace(minute=0, second=0, microsecond=0)
+
+
+def parse_utc_time(text: Any, what: str) -> datetime:
+    """Parse an ISO 8601 time (``2024-11-28T15:00:00.000Z``, ``2022-07-15T00:00:00+00:00``) as aware UTC.
+
+    A time without an offset is read as UTC.
+    :raises ValueError: not a string holding an ISO 8601 date-time (the message names ``what``).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} is not a time: {text!r}")
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)

@@ -40,8 +40,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define, field, frozen
 
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable
-from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
+from carbonkit.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    Backoff,
+    check_deadline,
+    check_max_bytes,
+    get_json,
+    http_status,
+)
 from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
+from carbonkit.plugin_settings import parse_utc_time as parse_time
 
 if TYPE_CHECKING:
     import httpx
@@ -89,25 +98,6 @@ _TOKEN_HINT = "get a token at https://portal.electricitymaps.com/ and set CARBON
 # Parsing
 # -------------------------------------------------------------------------------------------
 
-
-def parse_time(text: Any, what: str) -> datetime:
-    """Parse an ISO 8601 time of the API (``2024-11-28T15:00:00.000Z``) as an aware UTC time.
-
-    A time without an offset is read as UTC (the API writes every time in UTC).
-    :raises ValueError: not a string holding an ISO 8601 date-time.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} is not a time: {text!r}")
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @frozen
@@ -236,13 +226,6 @@ def _check_factor_type(instance: Any, attribute: Any, value: str) -> None:
             f"emission_factor_type must be one of {', '.join(map(repr, EMISSION_FACTOR_TYPES))}, got {value!r}"
         )
 
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind an :class:`IntensityUnavailable` from :mod:`carbonkit.http`, if any."""
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None
 
 
 @define(kw_only=True)

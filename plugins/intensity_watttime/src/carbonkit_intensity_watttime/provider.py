@@ -50,9 +50,11 @@ from carbonkit.http import (
     check_deadline,
     check_max_bytes,
     get_json,
+    http_status,
     register_secret,
 )
 from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
+from carbonkit.plugin_settings import parse_utc_time as parse_time
 
 from .regions import REGIONS_BY_ZONE, Region
 
@@ -108,24 +110,6 @@ def lbs_per_mwh_to_g_per_kwh(value: float) -> float:
 # Parsing
 # -------------------------------------------------------------------------------------------
 
-
-def parse_time(text: Any, what: str) -> datetime:
-    """Parse a v3 time (``2022-07-15T00:00:00+00:00``) as aware UTC (no offset: read as UTC).
-
-    :raises ValueError: not an ISO 8601 date-time string.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} is not a time: {text!r}")
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @frozen
@@ -252,12 +236,6 @@ def _check_coordinates(instance: Any, attribute: Any, value: tuple[float, float]
     if not ok or not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180):
         raise ConfigError(f"coordinates must be (latitude -90..90, longitude -180..180), got {value!r}")
 
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind an :class:`IntensityUnavailable` from :mod:`carbonkit.http`, if any."""
-    response = getattr(exc.__cause__, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None
 
 
 def _html_error(exc: BaseException) -> bool:
