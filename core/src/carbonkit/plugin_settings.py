@@ -6,6 +6,9 @@
   (the validator then names the bad value).
 - :func:`base_url_validator` builds the attrs validator of a ``base_url`` field: it must start
   with ``http://`` or ``https://``.
+- :func:`offer_provider` is the body of a ``register_intensity_providers`` hook whose provider
+  needs a key: the provider, or an :class:`~carbonkit.Unavailable` note when the key is missing
+  or a setting is bad.
 - :func:`utc_now`, :func:`aware_utc` and :func:`floor_hour` handle the provider's clock: the
   default ``now``, the check that a datetime given to a provider is timezone-aware, and the
   start of its hour; :func:`parse_utc_time` reads an ISO 8601 time of an API as aware UTC.
@@ -15,21 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import Config
 from .errors import ConfigError
+from .records import Unavailable
 
 __all__ = [
     "aware_utc",
     "base_url_validator",
     "floor_hour",
+    "offer_provider",
     "parse_utc_time",
     "strip_slash",
     "strip_text",
     "text_setting",
     "utc_now",
 ]
+_P = TypeVar("_P")
+
 
 def text_setting(config: Config, plugin: str, key: str, variable: str, environ: Mapping[str, str]) -> str | None:
     """The option ``"{plugin}.{key}"``, else the variable ``variable``, stripped; None when both are unset or blank.
@@ -43,6 +50,26 @@ def text_setting(config: Config, plugin: str, key: str, variable: str, environ: 
     if not isinstance(value, str):
         raise ConfigError(f"option {plugin}.{key} must be a string")
     return value.strip() or None
+
+
+def offer_provider(
+    plugin: str, build: Callable[[], _P | None], *, fix_hint: str, missing: str, missing_hint: str
+) -> list[_P | Unavailable]:
+    """What ``register_intensity_providers`` returns for a provider that needs a key.
+
+    :param build: Builds the provider from the settings (no network); None when no key is set;
+        raises :class:`ConfigError` for a setting it cannot use.
+    :returns: ``[provider]``; else, for a bad setting, a warned note with the error as its
+        reason and ``fix_hint`` as its hint; else, without a key, a note with the reason
+        ``missing`` and the hint ``missing_hint`` (how to get a key).
+    """
+    try:
+        provider = build()
+    except ConfigError as exc:
+        return [Unavailable(plugin=plugin, reason=str(exc), hint=fix_hint, warn=True)]
+    if provider is None:
+        return [Unavailable(plugin=plugin, reason=missing, hint=missing_hint)]
+    return [provider]
 
 
 def strip_text(value: str) -> str:

@@ -23,8 +23,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from carbonkit import Config, ConfigError, Unavailable, hookimpl
-from carbonkit.plugin_settings import text_setting
+from carbonkit import Config, Unavailable, hookimpl
+from carbonkit.plugin_settings import offer_provider, text_setting
 
 if TYPE_CHECKING:
     import httpx
@@ -103,10 +103,10 @@ def provider_from_config(
 @hookimpl
 def register_intensity_providers(config: Config, http_client: httpx.Client) -> list[EiaProvider | Unavailable]:
     """Offer the EIA provider when a key is set, else a note saying how to get one. No network here."""
-    try:
-        provider = provider_from_config(config, http_client)
-    except ConfigError as exc:
-        return [Unavailable(plugin=PLUGIN, reason=str(exc), hint=f"fix {KEY_VARIABLE} or {URL_VARIABLE}", warn=True)]
-    if provider is None:
-        return [Unavailable(plugin=PLUGIN, reason=f"no {KEY_VARIABLE} set", hint=KEY_HINT)]
-    return [provider]
+    return offer_provider(
+        PLUGIN,
+        lambda: provider_from_config(config, http_client),
+        fix_hint=f"fix {KEY_VARIABLE} or {URL_VARIABLE}",
+        missing=f"no {KEY_VARIABLE} set",
+        missing_hint=KEY_HINT,
+    )
