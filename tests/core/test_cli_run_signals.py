@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO
 
 import pytest
+from child_process import TIMEOUT_S, Lines, report, run_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 #: Generous: a carbonkit process starts in about a second even on a loaded 2-core machine.
-TIMEOUT_S = 60.0
 
 #: The command: prints "ready PID", then on each of the six signals prints "got N" and exits 40 + N.
 #: The line is one write(2) and the exit immediate: Linux may deliver the parent-death signal more
@@ -52,51 +49,6 @@ print(f"ready {os.getpid()}", flush=True)
 while True:
     signal.pause()
 """
-
-
-def run_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
-    env.update(CARBONKIT_LOCATION="SE-SE3", CARBONKIT_QUIET="1")
-    return env
-
-
-class Lines:
-    """Lines of a pipe, read by a thread so that a test can wait for one with a timeout."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def next(self) -> str | None:
-        """The next line (None at end of file); fails the test after TIMEOUT_S."""
-        try:
-            line = self.queue.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"no line within {TIMEOUT_S} s; lines so far: {self.seen!r}")
-        if line is not None:
-            self.seen.append(line)
-        return line
-
-    def until(self, prefix: str) -> str:
-        """Read until a line starting with ``prefix`` and return it."""
-        while True:
-            line = self.next()
-            if line is None:
-                pytest.fail(f"end of output before a line starting with {prefix!r}; lines: {self.seen!r}")
-            if line.startswith(prefix):
-                return line
-
-    def rest(self) -> list[str]:
-        """Every line up to the end of file."""
-        while self.next() is not None:
-            pass
-        return self.seen
 
 
 class Run:
@@ -158,12 +110,6 @@ def run() -> Iterator[type[Run]]:
             signal.signal(s, signal.SIG_IGN)
         for r in started:
             r.cleanup()
-
-
-def report(lines: list[str]) -> dict[str, object]:
-    data = json.loads(lines[-1])
-    assert isinstance(data, dict)
-    return data
 
 
 FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]
