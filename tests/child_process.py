@@ -1,5 +1,6 @@
-"""What the tests of ``carbonkit run`` share: the environment of a child ``carbonkit run``, its
-output read line by line with a bound, and its final ``--json`` line.
+"""What the tests of ``carbonkit run`` share: a child ``carbonkit run`` in a new session (no
+controlling terminal, as under a batch scheduler), its output read line by line with a bound,
+and its final ``--json`` line.
 
 :class:`Lines` reads a pipe on a thread, so that a test waits for a line (bounded by
 :data:`TIMEOUT_S`) instead of for time to pass.
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 import queue
+import subprocess
+import sys
 import threading
+from collections.abc import Sequence
 from typing import IO
 
 import pytest
@@ -63,6 +67,33 @@ class Lines:
         while self.next() is not None:
             pass
         return self.seen
+
+
+class CarbonkitRun:
+    """A ``python -m carbonkit run ARGS`` process started in a new session, its stdout and
+    stderr read line by line (``out`` and ``err``)."""
+
+    def __init__(self, args: Sequence[str], stdin: int | None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "carbonkit", "run", *args],
+            env=run_env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.out = Lines(self.proc.stdout)
+        self.err = Lines(self.proc.stderr)
+
+    def finish(self) -> tuple[int, list[str], str]:
+        """Wait for the end; return the exit status, stdout lines and stderr text."""
+        status = self.proc.wait(timeout=TIMEOUT_S)
+        return status, self.out.rest(), "".join(self.err.rest())
+
+    def reap(self) -> None:
+        """Wait for the process (once killed) and close its pipes."""
+        self.proc.wait(timeout=TIMEOUT_S)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def report(lines: list[str]) -> dict[str, object]:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from child_process import TIMEOUT_S, Lines, report, run_env
+from child_process import TIMEOUT_S, CarbonkitRun, Lines, report, run_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process states from /proc (Linux)")
 
@@ -83,19 +83,15 @@ def wait_state(pid: int, want: set[str | None]) -> str | None:
     return seen
 
 
-class PausedRun:
+class PausedRun(CarbonkitRun):
     """``python -m carbonkit run --pause-resume ... -- python -c COMMAND``, read line by line."""
 
     def __init__(self, series: Path, *args: str, stdin: int | None = subprocess.PIPE) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--series", str(series),
-             "--check-every", "0.05s", *args, "--", sys.executable, "-c", COMMAND],
-            env=run_env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
+        super().__init__(
+            ["--json", "--pause-resume", "--series", str(series), "--check-every", "0.05s", *args,
+             "--", sys.executable, "-c", COMMAND],
+            stdin,
         )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = Lines(self.proc.stdout)
-        self.err = Lines(self.proc.stderr)
         self.pid: int | None = None
 
     def paused(self) -> int:
@@ -111,10 +107,6 @@ class PausedRun:
         self.proc.stdin.write(text)
         self.proc.stdin.flush()
 
-    def finish(self) -> tuple[int, list[str], str]:
-        status = self.proc.wait(timeout=TIMEOUT_S)
-        return status, self.out.rest(), "".join(self.err.rest())
-
     def cleanup(self) -> None:
         for pid in (self.pid,):
             if pid is not None:
@@ -127,10 +119,7 @@ class PausedRun:
             os.kill(self.proc.pid, signal.SIGKILL)
         except OSError:
             pass
-        self.proc.wait(timeout=TIMEOUT_S)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        self.reap()
 
 
 @pytest.fixture

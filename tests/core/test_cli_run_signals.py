@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from child_process import TIMEOUT_S, Lines, report, run_env
+from child_process import TIMEOUT_S, CarbonkitRun, report, run_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -51,29 +51,17 @@ while True:
 """
 
 
-class Run:
+class Run(CarbonkitRun):
     """A ``python -m carbonkit run`` process whose stdout and stderr are read line by line."""
 
     def __init__(self, *args: str, stdin: int | None = subprocess.DEVNULL) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "carbonkit", "run", *args],
-            env=run_env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = Lines(self.proc.stdout)
-        self.err = Lines(self.proc.stderr)
+        super().__init__(args, stdin)
         self.command_pid: int | None = None
 
     def ready(self) -> int:
         """Wait for the command's ready line; return the command's pid."""
         self.command_pid = int(self.out.until("ready ").split()[1])
         return self.command_pid
-
-    def finish(self) -> tuple[int, list[str], str]:
-        """Wait for the end; return the exit status, stdout lines and stderr text."""
-        status = self.proc.wait(timeout=TIMEOUT_S)
-        return status, self.out.rest(), "".join(self.err.rest())
 
     def cleanup(self) -> None:
         for pid in (self.proc.pid, self.command_pid):
@@ -82,10 +70,7 @@ class Run:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        self.proc.wait(timeout=TIMEOUT_S)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        self.reap()
 
 
 @pytest.fixture
