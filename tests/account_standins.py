@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
-import select
-import socket
 import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+from localserver import LocalServer, QuietHandler, send, send_head, trickle
 
 NGINX_403 = (
     "<html>\n  <head><title>403 Forbidden</title></head>\n  <body>\n    <center><h1>403 Forbidden</h1></center>\n"
@@ -85,70 +84,35 @@ def wt_value(when: datetime) -> float:
     return 800.0 + (when.hour * 60 + when.minute) / 5
 
 
-class _Server:
+class _Server(LocalServer):
     """A ThreadingHTTPServer whose handler calls ``self.answer(method, url, headers)``."""
 
     def __init__(self, slow_byte_s: float | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.slow_byte_s = slow_byte_s
-        self.closing = threading.Event()
         self.slow_done = threading.Event()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 owner.requests.append((self.path, headers))
                 status, content_type, body = owner.answer(self.path, headers)
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
                 if owner.slow_byte_s is None:
-                    self.wfile.write(data)
+                    send(self, status, content_type, data)
                     return
-                try:
-                    for i in range(len(data)):
-                        self.wfile.write(data[i : i + 1])
-                        self.wfile.flush()
-                        if owner.closing.is_set() or self._client_gone(owner.slow_byte_s):
-                            break
-                except OSError:
-                    pass
-                finally:
-                    owner.slow_done.set()
+                send_head(self, status, content_type, len(data))
+                trickle(self, data, owner.slow_byte_s, owner.closing, owner.slow_done)
 
-            def _client_gone(self, wait_s: float) -> bool:
-                readable, _, _ = select.select([self.connection], [], [], wait_s)
-                if not readable:
-                    return False
-                try:
-                    return self.connection.recv(1, socket.MSG_PEEK) == b""
-                except OSError:
-                    return True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.root
 
     def paths(self) -> list[str]:
         return [urlparse(p).path for p, _ in self.requests]
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, object]:
         raise NotImplementedError

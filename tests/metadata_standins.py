@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from localserver import LocalServer, QuietHandler, send
 
 AWS_ERROR = """<?xml version="1.0" encoding="iso-8859-1"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
@@ -73,7 +73,7 @@ def azure_document(location: str) -> dict:
     }
 
 
-class MetadataStandIn:
+class MetadataStandIn(LocalServer):
     """One cloud's metadata service: ``cloud`` is ``"aws"``, ``"gcp"`` or ``"azure"``."""
 
     def __init__(
@@ -98,7 +98,7 @@ class MetadataStandIn:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _answer(self, method: str) -> None:
@@ -108,13 +108,7 @@ class MetadataStandIn:
                 if length:
                     self.rfile.read(length)
                 status, content_type, data, extra = stand_in.answer(method, self.path, headers)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, content_type, data, extra)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 self._answer("GET")
@@ -122,24 +116,11 @@ class MetadataStandIn:
             def do_PUT(self) -> None:  # noqa: N802
                 self._answer("PUT")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.serve(Handler, daemon_threads=True, poll_interval=0.02)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> MetadataStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return self.root
 
     # -- the services ---------------------------------------------------------------------------
 
@@ -287,7 +268,7 @@ IP_API_COM = {
 IP_API_COM_FAIL = {"status": "fail", "message": "private range", "query": "10.0.0.1"}
 
 
-class GeolocationStandIn:
+class GeolocationStandIn(LocalServer):
     """An IP geolocation service answering ``GET /json/`` with ``(status, body)``; requests are counted."""
 
     def __init__(self, status: int = 200, body: object = IPAPI_CO) -> None:
@@ -296,31 +277,13 @@ class GeolocationStandIn:
         self.requests: list[str] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 stand_in.requests.append(self.path)
-                data = json.dumps(stand_in.body).encode()
-                self.send_response(stand_in.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, stand_in.status, "application/json", json.dumps(stand_in.body).encode())
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.serve(Handler, daemon_threads=True, poll_interval=0.02)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/json/"
-
-    def __enter__(self) -> GeolocationStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.root}/json/"

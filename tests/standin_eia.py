@@ -25,12 +25,12 @@ the newest one, where only NG and SUN have arrived (incomplete). Every request i
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from localserver import LocalServer, QuietHandler, send
 
 KEY = "Xq8m2vT4kLp0ZsR7nW1yB6cD9eF3gH5jK0aS2dF4"
 HOUR = timedelta(hours=1)
@@ -55,7 +55,7 @@ def period(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H")
 
 
-class EiaStandIn:
+class EiaStandIn(LocalServer):
     """The stand-in server. ``now`` is its clock; ``page_cap`` the most rows per page."""
 
     def __init__(self, now: Callable[[], datetime] | None = None, page_cap: int = 5000) -> None:
@@ -64,36 +64,19 @@ class EiaStandIn:
         self.page_cap = page_cap
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 stand_in.requests.append(query)
                 status, body = stand_in.answer(url.path, query)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, "application/json", json.dumps(body).encode())
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-
-    def __enter__(self) -> EiaStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.root}/v2"
 
     def newest_period(self) -> datetime:
         """Hour-ending time of the newest published hour."""

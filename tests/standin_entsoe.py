@@ -28,12 +28,12 @@ Every request is recorded in ``requests`` (its query as a dict).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
+
+from localserver import LocalServer, QuietHandler, send
 
 TOKEN = "b5b8c0a2-6f0e-4c1e-9a52-3f1d2e4c5a6b"
 GL_NS = "urn:iec62325.351:tc57wg16:451-6:generationloaddocument:3:0"
@@ -163,7 +163,7 @@ def parse_period(text: str) -> datetime:
     return datetime.strptime(text, "%Y%m%d%H%M").replace(tzinfo=timezone.utc)
 
 
-class EntsoeStandIn:
+class EntsoeStandIn(LocalServer):
     """The stand-in server. ``now`` is its clock (default: the system's); ``switch_at``, when
     set, makes DE's A75 switch from PT60M to PT15M for every type at that time (two Periods in
     one TimeSeries)."""
@@ -174,36 +174,19 @@ class EntsoeStandIn:
         self.switch_at = switch_at
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 stand_in.requests.append(query)
                 status, content_type, body = stand_in.answer(url.path, query)
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, content_type, body.encode())
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api"
-
-    def __enter__(self) -> EntsoeStandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.root}/api"
 
     # -- the data -------------------------------------------------------------------------------
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import select
-import socket
 import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
+
+from localserver import LocalServer, QuietHandler, send, send_head, trickle
 
 
 def dk_value(area: str, when: datetime) -> float:
@@ -46,7 +45,7 @@ def _gb_parse(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%MZ").replace(tzinfo=timezone.utc)
 
 
-class StandIn:
+class StandIn(LocalServer):
     """Both stand-ins behind one server: ``/dk/...`` and ``/gb/...``."""
 
     def __init__(
@@ -54,63 +53,28 @@ class StandIn:
     ) -> None:
         self.requests: list[str] = []
         self.slow_byte_s = slow_byte_s
-        self.closing = threading.Event()
         self.slow_done = threading.Event()  # a slow answer ended (client gone or stand-in closed)
         self.gb_curve = gb_curve or gb_value
         self.dk_horizon_h = dk_horizon_h
         self.gb_horizon_h = gb_horizon_h
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 stand_in.requests.append(self.path)
                 status, body = stand_in.answer(self.path)
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
                 if stand_in.slow_byte_s is None:
-                    self.wfile.write(data)
+                    send(self, status, "application/json", data)
                     return
-                try:
-                    for i in range(len(data)):
-                        self.wfile.write(data[i : i + 1])
-                        self.wfile.flush()
-                        if stand_in.closing.is_set() or self._client_gone(stand_in.slow_byte_s):
-                            break
-                except OSError:
-                    pass
-                finally:
-                    stand_in.slow_done.set()
+                send_head(self, status, "application/json", len(data))
+                trickle(self, data, stand_in.slow_byte_s, stand_in.closing, stand_in.slow_done)
 
-            def _client_gone(self, wait_s: float) -> bool:
-                readable, _, _ = select.select([self.connection], [], [], wait_s)
-                if not readable:
-                    return False
-                try:
-                    return self.connection.recv(1, socket.MSG_PEEK) == b""
-                except OSError:
-                    return True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> StandIn:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        return self.root
 
     # -- routing --------------------------------------------------------------------------
 

@@ -13,59 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO
 
 import pytest
+from child_process import TIMEOUT_S, CarbonkitRun, Lines, report, run_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process states from /proc (Linux)")
 
-TIMEOUT_S = 60.0
-
-
-class Lines:
-    """Lines of a pipe, read by a thread so that a test can wait for one with a timeout."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def next(self) -> str | None:
-        try:
-            line = self.queue.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"no line within {TIMEOUT_S} s; lines so far: {self.seen!r}")
-        if line is not None:
-            self.seen.append(line)
-        return line
-
-    def until(self, prefix: str) -> str:
-        """Read until a line starting with ``prefix`` and return it."""
-        while True:
-            line = self.next()
-            if line is None:
-                pytest.fail(f"end of output before a line starting with {prefix!r}; lines: {self.seen!r}")
-            if line.startswith(prefix):
-                return line
-
-    def rest(self) -> list[str]:
-        """Every line up to the end of file."""
-        while self.next() is not None:
-            pass
-        return self.seen
 
 #: The command: prints "ready PID", then on SIGINT, SIGTERM or SIGHUP prints "got N" and exits 40 + N;
 #: on a line "go" on stdin (or its end) prints "done" and exits 0.
@@ -124,25 +83,15 @@ def wait_state(pid: int, want: set[str | None]) -> str | None:
     return seen
 
 
-def env() -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
-    out.update(CARBONKIT_LOCATION="SE-SE3", CARBONKIT_QUIET="1")
-    return out
-
-
-class PausedRun:
+class PausedRun(CarbonkitRun):
     """``python -m carbonkit run --pause-resume ... -- python -c COMMAND``, read line by line."""
 
     def __init__(self, series: Path, *args: str, stdin: int | None = subprocess.PIPE) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--series", str(series),
-             "--check-every", "0.05s", *args, "--", sys.executable, "-c", COMMAND],
-            env=env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
+        super().__init__(
+            ["--json", "--pause-resume", "--series", str(series), "--check-every", "0.05s", *args,
+             "--", sys.executable, "-c", COMMAND],
+            stdin,
         )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = Lines(self.proc.stdout)
-        self.err = Lines(self.proc.stderr)
         self.pid: int | None = None
 
     def paused(self) -> int:
@@ -158,10 +107,6 @@ class PausedRun:
         self.proc.stdin.write(text)
         self.proc.stdin.flush()
 
-    def finish(self) -> tuple[int, list[str], str]:
-        status = self.proc.wait(timeout=TIMEOUT_S)
-        return status, self.out.rest(), "".join(self.err.rest())
-
     def cleanup(self) -> None:
         for pid in (self.pid,):
             if pid is not None:
@@ -174,10 +119,7 @@ class PausedRun:
             os.kill(self.proc.pid, signal.SIGKILL)
         except OSError:
             pass
-        self.proc.wait(timeout=TIMEOUT_S)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        self.reap()
 
 
 @pytest.fixture
@@ -194,12 +136,6 @@ def run():
     finally:
         for r in started:
             r.cleanup()
-
-
-def report(lines: list[str]) -> dict[str, object]:
-    data = json.loads(lines[-1])
-    assert isinstance(data, dict)
-    return data
 
 
 def test_paused_while_dirty_resumed_when_the_intensity_drops(run, tmp_path):
@@ -286,7 +222,7 @@ def test_default_sigterm_while_paused_ends_the_command(run, tmp_path):
         [sys.executable, "-m", "carbonkit", "run", "--pause-resume", "--series", str(series), "--check-every", "0.05s",
          "--deadline", "10h", "--expected-duration", "1h", "--threshold", "100", "--",
          sys.executable, "-c", "import signal\nwhile True: signal.pause()"],
-        env=env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=run_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
     assert proc.stderr is not None
@@ -361,7 +297,7 @@ def test_plan_threshold_pauses_for_the_cleaner_hours_ahead(run, tmp_path):
 def test_bad_pause_options_are_one_clear_error_and_nothing_runs(args, message):
     proc = subprocess.run(
         [sys.executable, "-m", "carbonkit", "run", *args, "--", sys.executable, "-c", "print('ran')"],
-        env=env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+        env=run_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "ran" not in proc.stdout
@@ -468,7 +404,7 @@ def test_a_zone_without_a_forecast_runs_straight_through_and_says_why():
         [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--check-every", "0.05s",
          "--deadline", "2h", "--expected-duration", "1h", "--",
          sys.executable, "-c", "import sys; sys.stdin.read(); print('ran')"],
-        env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=run_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -500,7 +436,7 @@ def test_a_deadline_without_slack_is_said_and_the_command_is_never_paused(tmp_pa
         [sys.executable, "-m", "carbonkit", "run", "--json", "--pause-resume", "--series", str(series),
          "--check-every", "0.05s", "--deadline", "1h", "--expected-duration", "2h", "--threshold", "100", "--",
          sys.executable, "-c", "print('ran')"],
-        env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+        env=run_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "leaves no time to pause a command expected to run 7200 s: it runs straight through" in proc.stderr
@@ -519,7 +455,7 @@ def test_a_terminal_on_stdin_is_warned_about(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "carbonkit", "run", "--pause-resume", "--series", str(series),
              "--deadline", "2h", "--expected-duration", "1h", "--", sys.executable, "-c", "pass"],
-            env=env(), stdin=secondary, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+            env=run_env(), stdin=secondary, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
             start_new_session=True,
         )
     finally:

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import IO
 
 import pytest
+from child_process import TIMEOUT_S, CarbonkitRun, report, run_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 #: Generous: a carbonkit process starts in about a second even on a loaded 2-core machine.
-TIMEOUT_S = 60.0
 
 #: The command: prints "ready PID", then on each of the six signals prints "got N" and exits 40 + N.
 #: The line is one write(2) and the exit immediate: Linux may deliver the parent-death signal more
@@ -54,74 +51,17 @@ while True:
 """
 
 
-def run_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARBONKIT_")}
-    env.update(CARBONKIT_LOCATION="SE-SE3", CARBONKIT_QUIET="1")
-    return env
-
-
-class Lines:
-    """Lines of a pipe, read by a thread so that a test can wait for one with a timeout."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line)
-        self.queue.put(None)
-
-    def next(self) -> str | None:
-        """The next line (None at end of file); fails the test after TIMEOUT_S."""
-        try:
-            line = self.queue.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"no line within {TIMEOUT_S} s; lines so far: {self.seen!r}")
-        if line is not None:
-            self.seen.append(line)
-        return line
-
-    def until(self, prefix: str) -> str:
-        """Read until a line starting with ``prefix`` and return it."""
-        while True:
-            line = self.next()
-            if line is None:
-                pytest.fail(f"end of output before a line starting with {prefix!r}; lines: {self.seen!r}")
-            if line.startswith(prefix):
-                return line
-
-    def rest(self) -> list[str]:
-        """Every line up to the end of file."""
-        while self.next() is not None:
-            pass
-        return self.seen
-
-
-class Run:
+class Run(CarbonkitRun):
     """A ``python -m carbonkit run`` process whose stdout and stderr are read line by line."""
 
     def __init__(self, *args: str, stdin: int | None = subprocess.DEVNULL) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "carbonkit", "run", *args],
-            env=run_env(), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = Lines(self.proc.stdout)
-        self.err = Lines(self.proc.stderr)
+        super().__init__(args, stdin)
         self.command_pid: int | None = None
 
     def ready(self) -> int:
         """Wait for the command's ready line; return the command's pid."""
         self.command_pid = int(self.out.until("ready ").split()[1])
         return self.command_pid
-
-    def finish(self) -> tuple[int, list[str], str]:
-        """Wait for the end; return the exit status, stdout lines and stderr text."""
-        status = self.proc.wait(timeout=TIMEOUT_S)
-        return status, self.out.rest(), "".join(self.err.rest())
 
     def cleanup(self) -> None:
         for pid in (self.proc.pid, self.command_pid):
@@ -130,10 +70,7 @@ class Run:
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        self.proc.wait(timeout=TIMEOUT_S)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        self.reap()
 
 
 @pytest.fixture
@@ -158,12 +95,6 @@ def run() -> Iterator[type[Run]]:
             signal.signal(s, signal.SIG_IGN)
         for r in started:
             r.cleanup()
-
-
-def report(lines: list[str]) -> dict[str, object]:
-    data = json.loads(lines[-1])
-    assert isinstance(data, dict)
-    return data
 
 
 FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import httpx
 import pytest
+from localserver import LocalServer, QuietHandler, send
 
 import carbonkit
 from carbonkit import IntensityUnavailable, Unavailable
@@ -28,7 +27,7 @@ UNAUTHORIZED = (
 )
 
 
-class EchoingServer:
+class EchoingServer(LocalServer):
     """127.0.0.1 stand-in answering 401 with an HTML page that echoes the token it was sent
     (the ENTSO-E 401 page, plus the echo a careless proxy adds)."""
 
@@ -36,33 +35,16 @@ class EchoingServer:
         outer = self
         self.paths: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 outer.paths.append(self.path)
-                body = UNAUTHORIZED.format(token=self.path).encode()
-                self.send_response(401)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send(self, 401, "text/html", UNAUTHORIZED.format(token=self.path).encode())
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> EchoingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return self.root
 
 
 class HttpProvider:

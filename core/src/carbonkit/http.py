@@ -120,6 +120,7 @@ __all__ = [
     "error_message",
     "get_bytes",
     "get_json",
+    "http_status",
     "overall_deadline",
     "register_secret",
     "put_bytes",
@@ -387,6 +388,14 @@ def put_bytes(
         deadline_s=deadline_s,
         default_ban_s=default_ban_s,
     )
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status behind an :class:`IntensityUnavailable` raised by :func:`get_json` or
+    :func:`get_bytes`, if any (None for a timeout, a refused connection...)."""
+    response = getattr(exc.__cause__, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
 
 
 def error_message(payload: Any) -> str | None:

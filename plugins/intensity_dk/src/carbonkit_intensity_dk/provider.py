@@ -45,6 +45,7 @@ from attrs import define, field, frozen
 
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
 from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
 
 if TYPE_CHECKING:
     import httpx
@@ -183,16 +184,6 @@ def combine(rows: Iterable[EmissionRow], areas: Sequence[str]) -> list[tuple[dat
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _floor(t: datetime) -> datetime:
     return t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
 
@@ -216,12 +207,7 @@ def _row_limit(start: datetime, end: datetime) -> int:
     return 2 * (math.ceil((end - start) / PERIOD) + 12)
 
 
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"Energi Data Service base URL must start with http:// or https:// "
-            f"(e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("Energi Data Service base URL", DEFAULT_BASE_URL)
 
 
 def _check_dataset(instance: Any, attribute: Any, value: str) -> None:
@@ -232,10 +218,6 @@ def _check_dataset(instance: Any, attribute: Any, value: str) -> None:
 def _check_lookback(instance: Any, attribute: Any, value: timedelta) -> None:
     if not isinstance(value, timedelta) or value < PERIOD:
         raise ConfigError(f"live_lookback must be a timedelta of at least 5 minutes, got {value!r}")
-
-
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
 
 
 @define
@@ -270,8 +252,8 @@ class EnergiDataServiceProvider:
     priority: ClassVar[int] = 100
 
     client: httpx.Client
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
-    now: Callable[[], datetime] = field(default=_utc_now)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
+    now: Callable[[], datetime] = field(default=utc_now)
     live_dataset: str = field(default=DEFAULT_LIVE_DATASET, validator=_check_dataset)
     forecast_dataset: str = field(default=DEFAULT_FORECAST_DATASET, validator=_check_dataset)
     live_lookback: timedelta = field(default=timedelta(hours=2), validator=_check_lookback)
@@ -296,7 +278,7 @@ class EnergiDataServiceProvider:
         :raises IntensityUnavailable: the request failed, was rate limited, or found no rows.
         """
         areas = self._areas(zone)
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         start = _floor(now) - self.live_lookback
         end = _floor(now) + PERIOD
         answer = self._fetch(self.live_dataset, start, end, zone)
@@ -326,8 +308,8 @@ class EnergiDataServiceProvider:
         :raises IntensityUnavailable: the request failed, was rate limited, or found no rows.
         """
         areas = self._areas(zone)
-        start = _aware(start, "start")
-        end = _aware(end, "end")
+        start = aware_utc(start, "start")
+        end = aware_utc(end, "end")
         if end <= start:
             return []
         window_start, window_end = _floor(start), _ceil(end)
@@ -451,7 +433,7 @@ class EnergiDataServiceProvider:
             zone=zone,
             what=where,
             backoff=self._backoff,
-            now=_aware(self.now(), "now()"),
+            now=aware_utc(self.now(), "now()"),
             max_bytes=self.max_bytes,
             deadline_s=self.deadline_s,
             default_ban_s=DEFAULT_BAN.total_seconds(),

@@ -23,7 +23,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from carbonkit import Config, ConfigError, Unavailable, hookimpl
+from carbonkit import Config, Unavailable, hookimpl
+from carbonkit.plugin_settings import offer_provider, text_setting
 
 if TYPE_CHECKING:
     import httpx
@@ -79,15 +80,6 @@ URL_VARIABLE = "CARBONKIT_EIA_API_URL"
 KEY_HINT = f"get a free key at https://www.eia.gov/opendata/register.php (sent by e-mail) and set {KEY_VARIABLE}"
 
 
-def _setting(config: Config, key: str, variable: str, env: Mapping[str, str]) -> str | None:
-    value = config.options.get(f"{PLUGIN}.{key}")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        value = env.get(variable, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"option {PLUGIN}.{key} must be a string")
-    return value.strip() or None
-
-
 def provider_from_config(
     config: Config, http_client: httpx.Client, environ: Mapping[str, str] | None = None
 ) -> EiaProvider | None:
@@ -96,7 +88,7 @@ def provider_from_config(
     :raises ConfigError: a setting has a value the provider cannot use.
     """
     env = os.environ if environ is None else environ
-    key = _setting(config, "api_key", KEY_VARIABLE, env)
+    key = text_setting(config, PLUGIN, "api_key", KEY_VARIABLE, env)
     if key is None:
         return None
     from .provider import DEFAULT_BASE_URL, EiaProvider
@@ -104,17 +96,17 @@ def provider_from_config(
     return EiaProvider(
         client=http_client,
         api_key=key,
-        base_url=_setting(config, "api_url", URL_VARIABLE, env) or DEFAULT_BASE_URL,
+        base_url=text_setting(config, PLUGIN, "api_url", URL_VARIABLE, env) or DEFAULT_BASE_URL,
     )
 
 
 @hookimpl
 def register_intensity_providers(config: Config, http_client: httpx.Client) -> list[EiaProvider | Unavailable]:
     """Offer the EIA provider when a key is set, else a note saying how to get one. No network here."""
-    try:
-        provider = provider_from_config(config, http_client)
-    except ConfigError as exc:
-        return [Unavailable(plugin=PLUGIN, reason=str(exc), hint=f"fix {KEY_VARIABLE} or {URL_VARIABLE}", warn=True)]
-    if provider is None:
-        return [Unavailable(plugin=PLUGIN, reason=f"no {KEY_VARIABLE} set", hint=KEY_HINT)]
-    return [provider]
+    return offer_provider(
+        PLUGIN,
+        lambda: provider_from_config(config, http_client),
+        fix_hint=f"fix {KEY_VARIABLE} or {URL_VARIABLE}",
+        missing=f"no {KEY_VARIABLE} set",
+        missing_hint=KEY_HINT,
+    )

@@ -62,6 +62,7 @@ from carbonkit.http import (
     error_message,
     get_json,
 )
+from carbonkit.plugin_settings import aware_utc, base_url_validator, floor_hour, strip_slash, strip_text, utc_now
 
 from .zones import FUEL_BY_CODE, RESPONDENT_BY_ZONE, ZONE_NAMES, fuel_of
 
@@ -103,20 +104,6 @@ _SERVICE = "US EIA Open Data API"
 _DATASET = "hourly net generation by energy source (Form EIA-930, electricity/rto/fuel-type-data)"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
-def _floor_hour(t: datetime) -> datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
-
-
 def _fmt(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H")
 
@@ -125,20 +112,7 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _strip(value: str) -> str:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"EIA API URL (CARBONKIT_EIA_API_URL) must start with http:// or https:// "
-            f"(e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("EIA API URL (CARBONKIT_EIA_API_URL)", DEFAULT_BASE_URL)
 
 
 def _check_key(instance: Any, attribute: Any, value: str) -> None:
@@ -281,9 +255,9 @@ class EiaProvider:
     capabilities: ClassVar[frozenset[str]] = frozenset({"live", "history"})
 
     client: httpx.Client = field(repr=False)
-    api_key: str = field(repr=False, validator=_check_key, converter=_strip)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    api_key: str = field(repr=False, validator=_check_key, converter=strip_text)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     lookback: timedelta = field(default=timedelta(hours=12), validator=_check_lookback)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
@@ -305,9 +279,9 @@ class EiaProvider:
         :raises IntensityUnavailable: a request failed or no hour is complete.
         """
         zone, ba = self._respondent(zone)
-        now = _aware(self.now(), "now()")
-        first = _floor_hour(now - self.lookback)
-        hours = [h for h in hourly_mixes(self._rows(zone, ba, first, _floor_hour(now) + _HOUR)) if h.complete]
+        now = aware_utc(self.now(), "now()")
+        first = floor_hour(now - self.lookback)
+        hours = [h for h in hourly_mixes(self._rows(zone, ba, first, floor_hour(now) + _HOUR)) if h.complete]
         hours = [h for h in hours if h.start >= first and _priced(h)]
         if not hours:
             raise IntensityUnavailable(
@@ -330,10 +304,10 @@ class EiaProvider:
         :raises IntensityUnavailable: a request failed.
         """
         zone, ba = self._respondent(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
-        first = _floor_hour(start)
+        first = floor_hour(start)
         rows = self._rows(zone, ba, first - _HOUR, end + _HOUR)
         return [
             self._sample(zone, ba, h)
@@ -415,7 +389,7 @@ class EiaProvider:
                 zone=zone,
                 what=what,
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=self.max_bytes,
                 deadline_s=self.deadline_s,
             )

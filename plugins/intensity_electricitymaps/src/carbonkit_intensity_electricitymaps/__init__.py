@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from carbonkit import Config, ConfigError, Unavailable, hookimpl
+from carbonkit.plugin_settings import offer_provider
 
 from .provider import (
     DEFAULT_BASE_URL,
@@ -114,18 +115,11 @@ def register_intensity_providers(
     Without a token: an :class:`~carbonkit.Unavailable` note saying how to get one. A bad
     setting: a warned note naming it.
     """
-    try:
-        provider = provider_from_config(config, http_client)
-    except ConfigError as exc:
-        return [
-            Unavailable(
-                plugin=PLUGIN,
-                reason=str(exc),
-                hint="fix the intensity_electricitymaps.* options or CARBONKIT_ELECTRICITYMAPS_* variables "
-                "(see the plugin README)",
-                warn=True,
-            )
-        ]
-    if provider is None:
-        return [Unavailable(plugin=PLUGIN, reason=f"no {TOKEN_VARIABLE} set", hint=TOKEN_HINT)]
-    return [provider]
+    return offer_provider(
+        PLUGIN,
+        lambda: provider_from_config(config, http_client),
+        fix_hint="fix the intensity_electricitymaps.* options or CARBONKIT_ELECTRICITYMAPS_* variables "
+        "(see the plugin README)",
+        missing=f"no {TOKEN_VARIABLE} set",
+        missing_hint=TOKEN_HINT,
+    )

@@ -40,7 +40,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from attrs import define, field, frozen
 
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable
-from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_json
+from carbonkit.http import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_MAX_BYTES,
+    Backoff,
+    check_deadline,
+    check_max_bytes,
+    get_json,
+    http_status,
+)
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
+from carbonkit.plugin_settings import parse_utc_time as parse_time
 
 if TYPE_CHECKING:
     import httpx
@@ -88,25 +98,6 @@ _TOKEN_HINT = "get a token at https://portal.electricitymaps.com/ and set CARBON
 # Parsing
 # -------------------------------------------------------------------------------------------
 
-
-def parse_time(text: Any, what: str) -> datetime:
-    """Parse an ISO 8601 time of the API (``2024-11-28T15:00:00.000Z``) as an aware UTC time.
-
-    A time without an offset is read as UTC (the API writes every time in UTC).
-    :raises ValueError: not a string holding an ISO 8601 date-time.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} is not a time: {text!r}")
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @frozen
@@ -215,25 +206,11 @@ def series_period_s(entries: Sequence[Entry]) -> float | None:
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"Electricity Maps base URL must start with http:// or https:// (e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("Electricity Maps base URL", DEFAULT_BASE_URL)
 
 
 def _check_token(instance: Any, attribute: Any, value: str) -> None:
@@ -249,17 +226,6 @@ def _check_factor_type(instance: Any, attribute: Any, value: str) -> None:
             f"emission_factor_type must be one of {', '.join(map(repr, EMISSION_FACTOR_TYPES))}, got {value!r}"
         )
 
-
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind an :class:`IntensityUnavailable` from :mod:`carbonkit.http`, if any."""
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None
 
 
 @define(kw_only=True)
@@ -291,9 +257,9 @@ class ElectricityMapsProvider:
 
     client: httpx.Client = field(repr=False)
     token: str = field(repr=False, validator=_check_token)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
     emission_factor_type: str = field(default="lifecycle", validator=_check_factor_type)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
     _backoff: Backoff = field(factory=Backoff, init=False, repr=False)
@@ -334,7 +300,7 @@ class ElectricityMapsProvider:
             tier), or no value overlaps the window.
         """
         zone = self._zone(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         payload = self._get("forecast", {"zone": zone}, zone)
@@ -355,7 +321,7 @@ class ElectricityMapsProvider:
         :raises IntensityUnavailable: a request failed, or the window is over 370 days.
         """
         zone = self._zone(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         if end - start > MAX_HISTORY:
@@ -364,7 +330,7 @@ class ElectricityMapsProvider:
                 f"{MAX_HISTORY.days} days asked at most in one call",
                 zone,
             )
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         if start >= now - HISTORY_SPAN:
             payload = self._get("history", {"zone": zone}, zone)
             return self._series(payload, "history", zone, "history", "live", start, end)
@@ -466,7 +432,7 @@ class ElectricityMapsProvider:
                 zone=zone,
                 what=what,
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=self.max_bytes,
                 deadline_s=self.deadline_s,
             )

@@ -22,7 +22,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from carbonkit import Config, ConfigError, Unavailable, hookimpl
+from carbonkit import Config, Unavailable, hookimpl
+from carbonkit.plugin_settings import offer_provider, text_setting
 
 if TYPE_CHECKING:
     import httpx
@@ -88,15 +89,6 @@ TOKEN_HINT = (
 )
 
 
-def _setting(config: Config, key: str, variable: str, env: Mapping[str, str]) -> str | None:
-    value = config.options.get(f"{PLUGIN}.{key}")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        value = env.get(variable, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"option {PLUGIN}.{key} must be a string")
-    return value.strip() or None
-
-
 def provider_from_config(
     config: Config, http_client: httpx.Client, environ: Mapping[str, str] | None = None
 ) -> EntsoeProvider | None:
@@ -105,7 +97,7 @@ def provider_from_config(
     :raises ConfigError: a setting has a value the provider cannot use.
     """
     env = os.environ if environ is None else environ
-    token = _setting(config, "token", TOKEN_VARIABLE, env)
+    token = text_setting(config, PLUGIN, "token", TOKEN_VARIABLE, env)
     if token is None:
         return None
     from .provider import DEFAULT_BASE_URL, EntsoeProvider
@@ -113,7 +105,7 @@ def provider_from_config(
     return EntsoeProvider(
         client=http_client,
         token=token,
-        base_url=_setting(config, "api_url", URL_VARIABLE, env) or DEFAULT_BASE_URL,
+        base_url=text_setting(config, PLUGIN, "api_url", URL_VARIABLE, env) or DEFAULT_BASE_URL,
     )
 
 
@@ -121,10 +113,10 @@ def provider_from_config(
 def register_intensity_providers(config: Config, http_client: httpx.Client) -> list[EntsoeProvider | Unavailable]:
     """Offer the ENTSO-E provider when a token is set, else a note saying how to get one.
     No network here."""
-    try:
-        provider = provider_from_config(config, http_client)
-    except ConfigError as exc:
-        return [Unavailable(plugin=PLUGIN, reason=str(exc), hint=f"fix {TOKEN_VARIABLE} or {URL_VARIABLE}", warn=True)]
-    if provider is None:
-        return [Unavailable(plugin=PLUGIN, reason=f"no {TOKEN_VARIABLE} set", hint=TOKEN_HINT)]
-    return [provider]
+    return offer_provider(
+        PLUGIN,
+        lambda: provider_from_config(config, http_client),
+        fix_hint=f"fix {TOKEN_VARIABLE} or {URL_VARIABLE}",
+        missing=f"no {TOKEN_VARIABLE} set",
+        missing_hint=TOKEN_HINT,
+    )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import define, field
@@ -39,6 +39,7 @@ from attrs import define, field
 from carbonkit import ConfigError, IntensitySample, IntensityUnavailable, UnknownZoneError
 from carbonkit.emission_factors import IPCC_2014, mix_intensity
 from carbonkit.http import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, Backoff, check_deadline, check_max_bytes, get_bytes
+from carbonkit.plugin_settings import aware_utc, base_url_validator, floor_hour, strip_slash, strip_text, utc_now
 
 from .documents import NoData, Series, parse_document
 from .mix import MixInterval, timeline
@@ -71,22 +72,8 @@ _SERVICE = "ENTSO-E Transparency Platform"
 _WIND_SOLAR = frozenset({"wind", "solar"})
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
-def _floor_hour(t: datetime) -> datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
-
-
 def _ceil_hour(t: datetime) -> datetime:
-    floor = _floor_hour(t)
+    floor = floor_hour(t)
     return floor if floor == t else floor + _HOUR
 
 
@@ -94,20 +81,7 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _strip(value: str) -> str:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"ENTSO-E API URL (CARBONKIT_ENTSOE_API_URL) must start with http:// or https:// "
-            f"(e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("ENTSO-E API URL (CARBONKIT_ENTSOE_API_URL)", DEFAULT_BASE_URL)
 
 
 def _check_token(instance: Any, attribute: Any, value: str) -> None:
@@ -143,9 +117,9 @@ class EntsoeProvider:
     capabilities: ClassVar[frozenset[str]] = frozenset({"live", "forecast", "history"})
 
     client: httpx.Client = field(repr=False)
-    token: str = field(repr=False, validator=_check_token, converter=_strip)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    token: str = field(repr=False, validator=_check_token, converter=strip_text)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     lookback: timedelta = field(default=timedelta(hours=6), validator=_check_lookback)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
@@ -172,8 +146,8 @@ class EntsoeProvider:
             interval is complete.
         """
         zone, eic = self._area(zone)
-        now = _aware(self.now(), "now()")
-        start, end = _floor_hour(now - self.lookback), _ceil_hour(now)
+        now = aware_utc(self.now(), "now()")
+        start, end = floor_hour(now - self.lookback), _ceil_hour(now)
         interval = self._latest_actual(zone, eic, start, end)
         return self._live_sample(zone, eic, interval)
 
@@ -184,11 +158,11 @@ class EntsoeProvider:
         :raises IntensityUnavailable: a request failed.
         """
         zone, eic = self._area(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         out: list[IntensitySample] = []
-        chunk_start = _floor_hour(start)
+        chunk_start = floor_hour(start)
         final = _ceil_hour(end)
         while chunk_start < final:
             chunk_end = min(chunk_start + HISTORY_CHUNK, final)
@@ -212,10 +186,10 @@ class EntsoeProvider:
             recent actual mix prices the rest.
         """
         zone, eic = self._area(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
-        window = (_floor_hour(start), _ceil_hour(end))
+        window = (floor_hour(start), _ceil_hour(end))
         try:
             totals = self._fetch(zone, "A71", "A01", eic, *window)
         except NoData as exc:
@@ -230,10 +204,10 @@ class EntsoeProvider:
             have_wind_solar = True
         except NoData:
             wind_solar, have_wind_solar = [], False
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         recent = self._recent.get(zone)
         if recent is None or recent.end < now - self.lookback:
-            recent = self._latest_actual(zone, eic, _floor_hour(now - self.lookback), _ceil_hour(now))
+            recent = self._latest_actual(zone, eic, floor_hour(now - self.lookback), _ceil_hour(now))
         rest_mix = {f: mw for f, mw in recent.by_fuel(fuel_of).items() if f not in _WIND_SOLAR}
         try:
             rest_g = mix_intensity(rest_mix)
@@ -356,7 +330,7 @@ class EntsoeProvider:
                 zone=zone,
                 what=what,
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=self.max_bytes,
                 deadline_s=self.deadline_s,
             )

@@ -52,6 +52,7 @@ from carbonkit.http import (
     error_message,
     get_json,
 )
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
 
 if TYPE_CHECKING:
     import httpx
@@ -299,16 +300,6 @@ def outward_code(postcode: str) -> str:
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _slot_start(t: datetime) -> datetime:
     return t.replace(minute=t.minute - t.minute % 30, second=0, microsecond=0)
 
@@ -317,16 +308,7 @@ def _fmt(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"Carbon Intensity API base URL must start with http:// or https:// "
-            f"(e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("Carbon Intensity API base URL", DEFAULT_BASE_URL)
 
 
 def _convert_postcode(value: str | None) -> str | None:
@@ -373,8 +355,8 @@ class CarbonIntensityGBProvider:
     zones: ClassVar[frozenset[str]] = frozenset({"GB"})
 
     client: httpx.Client
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
-    now: Callable[[], datetime] = field(default=_utc_now)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
+    now: Callable[[], datetime] = field(default=utc_now)
     postcode: str | None = field(default=None, converter=_convert_postcode)
     region_id: int | None = field(default=None, validator=_check_region_id)
     max_age: timedelta = field(default=timedelta(hours=2), validator=_check_max_age)
@@ -418,7 +400,7 @@ class CarbonIntensityGBProvider:
         :raises IntensityUnavailable: the request failed or returned no usable slot.
         """
         self._check_zone(zone)
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         selector = self.selector
         if selector is None:
             path = "/intensity"
@@ -451,8 +433,8 @@ class CarbonIntensityGBProvider:
         :raises IntensityUnavailable: the request failed or returned no slot in the window.
         """
         self._check_zone(zone)
-        start = _aware(start, "start")
-        end = _aware(end, "end")
+        start = aware_utc(start, "start")
+        end = aware_utc(end, "end")
         if end <= start:
             return []
         since = _fmt(_slot_start(start) + timedelta(minutes=1))
@@ -534,7 +516,7 @@ class CarbonIntensityGBProvider:
             zone=zone,
             what=where,
             backoff=self.backoff,
-            now=_aware(self.now(), "now()"),
+            now=aware_utc(self.now(), "now()"),
             max_bytes=self.max_bytes,
             deadline_s=self.deadline_s,
             default_ban_s=DEFAULT_BAN.total_seconds(),

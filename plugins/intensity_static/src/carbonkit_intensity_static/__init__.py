@@ -24,12 +24,13 @@ APIs. Public helpers for tools (``carbonkit intensity ZONE``): :func:`lookup` an
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import ClassVar
 
 from attrs import define, field
 
 from carbonkit import Config, IntensitySample, hookimpl
+from carbonkit.plugin_settings import aware_utc, utc_now
 
 from .table import IntensityTable, ZoneIntensity, default_table, known_zones, lookup
 
@@ -43,16 +44,6 @@ __all__ = [
 ]
 
 PLUGIN = "intensity_static"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
 
 
 @define(kw_only=True)
@@ -72,7 +63,7 @@ class StaticIntensityProvider:
     offline: ClassVar[bool] = True
 
     table: IntensityTable | None = None
-    now: Callable[[], datetime] = field(default=_utc_now)
+    now: Callable[[], datetime] = field(default=utc_now)
 
     def _table(self) -> IntensityTable:
         return self.table if self.table is not None else default_table()
@@ -104,13 +95,13 @@ class StaticIntensityProvider:
         The sample's ``zone`` is the row used (the country or ``WORLD`` on a fallback).
         :raises carbonkit.UnknownZoneError: when ``zone`` is not shaped like a zone code.
         """
-        return self._sample(self._table().lookup(zone), _aware(self.now(), "now()"), None)
+        return self._sample(self._table().lookup(zone), aware_utc(self.now(), "now()"), None)
 
     def forecast(self, zone: str, start: datetime, end: datetime) -> list[IntensitySample]:
         """Return one ``"average"`` sample spanning ``[start, end)``: a yearly average is the
         best static guess for any future window. Empty when ``end <= start``."""
-        start = _aware(start, "start")
-        end = _aware(end, "end")
+        start = aware_utc(start, "start")
+        end = aware_utc(end, "end")
         if end <= start:
             return []
         return [self._sample(self._table().lookup(zone), start, (end - start).total_seconds())]

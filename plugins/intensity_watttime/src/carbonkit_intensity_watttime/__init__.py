@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from carbonkit import Config, ConfigError, Unavailable, hookimpl
+from carbonkit.plugin_settings import offer_provider
 
 from .provider import (
     DEFAULT_BASE_URL,
@@ -161,23 +162,10 @@ def register_intensity_providers(config: Config, http_client: httpx.Client) -> l
     Without an account: an :class:`~carbonkit.Unavailable` note saying how to get one. A bad
     setting: a warned note naming it.
     """
-    try:
-        provider = provider_from_config(config, http_client)
-    except ConfigError as exc:
-        return [
-            Unavailable(
-                plugin=PLUGIN,
-                reason=str(exc),
-                hint="fix the intensity_watttime.* options or CARBONKIT_WATTTIME_* variables (see the plugin README)",
-                warn=True,
-            )
-        ]
-    if provider is None:
-        return [
-            Unavailable(
-                plugin=PLUGIN,
-                reason="no CARBONKIT_WATTTIME_USERNAME and CARBONKIT_WATTTIME_PASSWORD set",
-                hint=ACCOUNT_HINT,
-            )
-        ]
-    return [provider]
+    return offer_provider(
+        PLUGIN,
+        lambda: provider_from_config(config, http_client),
+        fix_hint="fix the intensity_watttime.* options or CARBONKIT_WATTTIME_* variables (see the plugin README)",
+        missing="no CARBONKIT_WATTTIME_USERNAME and CARBONKIT_WATTTIME_PASSWORD set",
+        missing_hint=ACCOUNT_HINT,
+    )

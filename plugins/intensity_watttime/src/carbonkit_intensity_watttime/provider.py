@@ -50,8 +50,11 @@ from carbonkit.http import (
     check_deadline,
     check_max_bytes,
     get_json,
+    http_status,
     register_secret,
 )
+from carbonkit.plugin_settings import aware_utc, base_url_validator, strip_slash, utc_now
+from carbonkit.plugin_settings import parse_utc_time as parse_time
 
 from .regions import REGIONS_BY_ZONE, Region
 
@@ -107,24 +110,6 @@ def lbs_per_mwh_to_g_per_kwh(value: float) -> float:
 # Parsing
 # -------------------------------------------------------------------------------------------
 
-
-def parse_time(text: Any, what: str) -> datetime:
-    """Parse a v3 time (``2022-07-15T00:00:00+00:00``) as aware UTC (no offset: read as UTC).
-
-    :raises ValueError: not an ISO 8601 date-time string.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} is not a time: {text!r}")
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 @frozen
@@ -221,29 +206,11 @@ def parse_series(payload: Any, *, expect_region: str | None = None) -> MoerSerie
 # -------------------------------------------------------------------------------------------
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (UTC), got {value!r}")
-    return value.astimezone(timezone.utc)
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def _strip_slash(value: str) -> str:
-    return value.rstrip("/") if isinstance(value, str) else value
-
-
-def _check_base_url(instance: Any, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"WattTime base URL must start with http:// or https:// (e.g. {DEFAULT_BASE_URL!r}), got {value!r}"
-        )
+_check_base_url = base_url_validator("WattTime base URL", DEFAULT_BASE_URL)
 
 
 def _check_secret(instance: Any, attribute: Any, value: str) -> None:
@@ -269,12 +236,6 @@ def _check_coordinates(instance: Any, attribute: Any, value: tuple[float, float]
     if not ok or not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180):
         raise ConfigError(f"coordinates must be (latitude -90..90, longitude -180..180), got {value!r}")
 
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status behind an :class:`IntensityUnavailable` from :mod:`carbonkit.http`, if any."""
-    response = getattr(exc.__cause__, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None
 
 
 def _html_error(exc: BaseException) -> bool:
@@ -315,11 +276,11 @@ class WattTimeProvider:
     client: httpx.Client = field(repr=False)
     username: str = field(validator=_check_secret)
     password: str = field(repr=False, validator=_check_secret)
-    base_url: str = field(default=DEFAULT_BASE_URL, converter=_strip_slash, validator=_check_base_url)
+    base_url: str = field(default=DEFAULT_BASE_URL, converter=strip_slash, validator=_check_base_url)
     region: str | None = field(default=None, validator=_check_region)
     coordinates: tuple[float, float] | None = field(default=None, validator=_check_coordinates)
     extra_zones: frozenset[str] = field(default=frozenset(), converter=frozenset)
-    now: Callable[[], datetime] = field(default=_utc_now, repr=False)
+    now: Callable[[], datetime] = field(default=utc_now, repr=False)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
     max_bytes: int = field(default=DEFAULT_MAX_BYTES, validator=check_max_bytes)
     deadline_s: float = field(default=DEFAULT_DEADLINE_S, validator=check_deadline)
@@ -359,7 +320,7 @@ class WattTimeProvider:
         series = self._series("/v3/forecast", {"horizon_hours": "1"}, zone, region.code)
         if not series.points:
             raise self._fail(f"WattTime /v3/forecast: no points for {region.code}", zone)
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         started = [p for p in series.points if p.time <= now]
         point = started[-1] if started else series.points[0]
         return self._sample(point, series, zone, region, "/v3/forecast real-time point", "live")
@@ -370,10 +331,10 @@ class WattTimeProvider:
         :raises IntensityUnavailable: as :meth:`current`, or no point overlaps the window.
         """
         zone, region = self._region(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
-        now = _aware(self.now(), "now()")
+        now = aware_utc(self.now(), "now()")
         hours = max(1, min(MAX_HORIZON_H, math.ceil((end - now).total_seconds() / 3600)))
         series = self._series("/v3/forecast", {"horizon_hours": str(hours)}, zone, region.code)
         samples = self._window(series, zone, region, "/v3/forecast", "forecast", start, end)
@@ -390,7 +351,7 @@ class WattTimeProvider:
         :raises IntensityUnavailable: as :meth:`current`, or the window is over 370 days.
         """
         zone, region = self._region(zone)
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if end <= start:
             return []
         if end - start > MAX_HISTORY:
@@ -523,7 +484,7 @@ class WattTimeProvider:
                 provider=self.name,
                 what="WattTime /login",
                 backoff=self._backoff,
-                now=_aware(self.now(), "now()"),
+                now=aware_utc(self.now(), "now()"),
                 max_bytes=min(self.max_bytes, 64 * 1024),
                 deadline_s=self.deadline_s,
             )
@@ -574,7 +535,7 @@ class WattTimeProvider:
             zone=zone,
             what=f"WattTime {path}",
             backoff=self._backoff,
-            now=_aware(self.now(), "now()"),
+            now=aware_utc(self.now(), "now()"),
             max_bytes=self.max_bytes,
             deadline_s=self.deadline_s,
         )
