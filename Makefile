@@ -16,7 +16,7 @@ test: setup
 	@# The HTML report tests open the page in a real headless Chromium, and the Prometheus
 	@# exporter is scraped by a real Prometheus server: CI installs both from Debian's packages;
 	@# elsewhere those tests skip when they are absent.
-	@if [ -n "$$CI" ]; then sh tests/reports/install_chromium.sh; sh tests/plugins/install_prometheus.sh; fi
+	@if [ -n "$$CI" ]; then sh tests/install_test_tools.sh; fi
 	$(UV) run --locked ruff check .
 	$(UV) run --locked mypy
 	$(UV) run --locked pytest

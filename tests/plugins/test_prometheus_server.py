@@ -21,7 +21,7 @@ from carbonkit.testing import FakeIntensity, FakePowerSource, tracker_for
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None,
-    reason="prometheus (Debian's prometheus package) is not installed: tests/plugins/install_prometheus.sh",
+    reason="prometheus (Debian's prometheus package) is not installed: tests/install_test_tools.sh",
 )
 
 #: Upper bound on the wait for the first scrape to be queryable; it takes about two seconds.

@@ -1,6 +1,6 @@
 """carbonkit report --html: a self-contained page, escaped strings, plots; checked in a real headless Chromium.
 
-The browser tests need Chromium (``tests/reports/install_chromium.sh`` installs Debian's package).
+The browser tests need Chromium (``tests/install_test_tools.sh`` installs Debian's package).
 Without it they fail when ``CI`` is set and are skipped otherwise. Chromium is driven through the
 DevTools protocol over ``--remote-debugging-pipe`` (file descriptors 3 and 4, NUL-separated JSON),
 so no websocket library is needed.
@@ -144,7 +144,7 @@ def chromium() -> str:
     )
     if found:
         return found
-    reason = "Chromium is not installed: run tests/reports/install_chromium.sh (Debian: apt-get install chromium)"
+    reason = "Chromium is not installed: run tests/install_test_tools.sh (Debian: apt-get install chromium)"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(reason)
     pytest.skip(reason)
